@@ -1,0 +1,48 @@
+//! The universal interface: every platform store the phone keeps personal data in
+//! (evolution-data-server's address books, later calendars, ModemManager's SMS, ...)
+//! is adapted into one [`Source`], which yields items of the common item model
+//! ([`crate::item::Item`]). Nothing outside this module tree knows platform names.
+
+pub mod eds;
+
+use async_trait::async_trait;
+
+use crate::class::DataClass;
+use crate::item::Item;
+
+/// One item read from a source: the source's own identifier for it and the item,
+/// or the reason it could not be converted (reported per item, never fatal).
+#[derive(Debug)]
+pub struct SourceItem {
+    /// The platform's stable identifier of the item (EDS: the UID).
+    pub local_id: String,
+    pub item: Result<Item, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The platform service is not on the bus and cannot be started.
+    #[error("{service} is not available: {detail}")]
+    Unavailable { service: String, detail: String },
+    /// The store was opened but an operation on it failed.
+    #[error("{store}: {detail}")]
+    Store { store: String, detail: String },
+    #[error("D-Bus: {0}")]
+    DBus(#[from] zbus::Error),
+}
+
+/// A store of one data class on the phone.
+#[async_trait]
+pub trait Source: Send {
+    /// The data class this store holds.
+    fn class(&self) -> DataClass;
+    /// A stable identifier of the store, unique on this phone, e.g. `eds:system-address-book`.
+    fn id(&self) -> &str;
+    /// A name for people (the store's display name).
+    fn display_name(&self) -> &str;
+    /// A token that changes whenever any item of the store changes (EDS: `Revision`).
+    /// An unchanged token means no item needs to be read.
+    async fn revision(&mut self) -> Result<String, SourceError>;
+    /// Every item of the store, in the common item model.
+    async fn list(&mut self) -> Result<Vec<SourceItem>, SourceError>;
+}
