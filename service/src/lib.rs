@@ -8,6 +8,7 @@
 //! - [`profile`]: the one SQLite store (accounts, sync state, history) and the secrets.
 
 pub mod class;
+pub mod cli;
 pub mod dbus;
 pub mod engine;
 pub mod item;

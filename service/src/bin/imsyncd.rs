@@ -1,1 +1,104 @@
-fn main() {}
+//! imsyncd: the imsync service. Started by D-Bus activation (or systemd) on the session bus;
+//! exits after a while without work.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Parser;
+use imsync::dbus::{self, Shared};
+use imsync::engine::{Engine, EngineOptions};
+use imsync::profile::{Secrets, Store};
+
+#[derive(Parser, Debug)]
+#[command(name = "imsyncd", version, about = "imsync service: backs up the phone's personal data over SyncML")]
+struct Args {
+    /// Exit after this many seconds without a call or a job (0: never).
+    #[arg(long, default_value_t = 120, env = "IMSYNC_IDLE_TIMEOUT")]
+    idle_timeout: u64,
+    /// Keep finished job objects on the bus this many seconds.
+    #[arg(long, default_value_t = 300, env = "IMSYNC_JOB_RETENTION")]
+    job_retention: u64,
+    /// Where the state database and the password fallback live (default: $XDG_DATA_HOME/imsync).
+    #[arg(long, env = "IMSYNC_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Log filter, e.g. `info` or `imsync=debug` (default: $RUST_LOG, else info).
+    #[arg(long)]
+    log_level: Option<String>,
+}
+
+fn default_state_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("imsync");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
+    home.join(".local/share/imsync")
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    imsync::logging::init(args.log_level.as_deref());
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).max_blocking_threads(4).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let state_dir = args.state_dir.unwrap_or_else(default_state_dir);
+    let store = Store::open(&state_dir.join("state.db")).map_err(|e| format!("cannot open the state database: {e}"))?;
+    let interrupted = store.fail_interrupted_jobs().map_err(|e| e.to_string())?;
+    if interrupted > 0 {
+        tracing::warn!(jobs = interrupted, "jobs interrupted by the last stop are marked failed");
+    }
+    let store = Arc::new(Mutex::new(store));
+    let secrets = Arc::new(Secrets::new(state_dir.join("secrets")));
+    let conn = zbus::Connection::session().await.map_err(|e| format!("cannot connect to the session bus: {e}"))?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let engine = Engine::new(Arc::clone(&store), Arc::clone(&secrets), conn.clone(), EngineOptions::default(), tx);
+    let shared = Shared::new(Arc::clone(&engine), store, secrets);
+    dbus::serve(&conn, Arc::clone(&shared), rx)
+        .await
+        .map_err(|e| format!("cannot own {} on the session bus: {e}", dbus::BUS_NAME))?;
+    tracing::info!(state_dir = %state_dir.display(), idle_timeout = args.idle_timeout, "imsyncd ready");
+
+    let retention = Duration::from_secs(args.job_retention);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                dbus::expire_jobs(&conn, &engine, retention).await;
+                let idle_for = dbus::now_secs().saturating_sub(shared.last_activity.load(std::sync::atomic::Ordering::SeqCst));
+                if args.idle_timeout > 0 && engine.jobs().is_empty() && idle_for >= args.idle_timeout {
+                    tracing::info!(idle_for, "idle; exiting");
+                    break;
+                }
+            }
+            _ = term.recv() => { shutdown(&engine).await; break; }
+            _ = int.recv() => { shutdown(&engine).await; break; }
+        }
+    }
+    Ok(())
+}
+
+/// Cancel running jobs and give them a moment to record that (anchors stay untouched).
+async fn shutdown(engine: &Engine) {
+    tracing::info!(running = engine.running(), "stopping");
+    engine.cancel_all();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
+    while engine.running() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

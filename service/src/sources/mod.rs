@@ -46,3 +46,22 @@ pub trait Source: Send {
     /// Every item of the store, in the common item model.
     async fn list(&mut self) -> Result<Vec<SourceItem>, SourceError>;
 }
+
+/// Open every enabled store of `class` on this phone, on `conn` (a connection the caller keeps
+/// for the whole job: EDS drops opened books when their opener leaves the bus).
+pub async fn open_sources(class: DataClass, conn: &zbus::Connection) -> Result<Vec<Box<dyn Source>>, SourceError> {
+    match class {
+        DataClass::Contacts => {
+            let eds = eds::Eds::new(conn.clone()).await?;
+            let mut out: Vec<Box<dyn Source>> = Vec::new();
+            for info in eds.address_books().await? {
+                out.push(Box::new(eds.open_address_book(&info).await?));
+            }
+            Ok(out)
+        }
+        other => Err(SourceError::Unavailable {
+            service: format!("a phone store for {other}"),
+            detail: "this version of imsync cannot read this class from the phone yet".into(),
+        }),
+    }
+}

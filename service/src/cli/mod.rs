@@ -1,0 +1,362 @@
+//! The `imsync` command: a D-Bus client of `org.imsync.Sync1` for people and scripts.
+//!
+//! Exit codes: 0 success; 1 the service answered with an error (or could not be reached);
+//! 2 usage error; 3 the job ended `partial`; 4 the job `failed`; 5 the job was `cancelled`.
+
+use std::collections::HashMap;
+use std::io::Read;
+
+use clap::{Args, Parser, Subcommand};
+use futures_util::StreamExt;
+use zbus::zvariant::{OwnedValue, Value};
+
+use crate::dbus::client::{Job1Proxy, Sync1Proxy};
+
+#[derive(Parser, Debug)]
+#[command(name = "imsync", version, about = "Back up this phone's contacts and more to a SyncML server, through the imsync service")]
+pub struct Cli {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Show or change the account (IM identity + sync settings).
+    #[command(subcommand)]
+    Account(AccountCmd),
+    /// Back up the phone now.
+    Backup(BackupArgs),
+    /// Running jobs and the last backup.
+    Status,
+    /// Past jobs, newest first.
+    History {
+        /// How many jobs to show.
+        #[arg(long, default_value_t = 10)]
+        max: u32,
+    },
+    /// Cancel a running job (the newest running one if no path is given).
+    Cancel {
+        /// Job object path, e.g. /org/imsync/Sync1/Job/3.
+        job: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AccountCmd {
+    /// Create or update an account. Without --protocol/--im-id: the default account.
+    Set(AccountSetArgs),
+    /// Show the default account (never the password).
+    Show,
+}
+
+#[derive(Args, Debug)]
+pub struct AccountSetArgs {
+    /// IM protocol, e.g. xmpp, matrix, sip.
+    #[arg(long, requires = "im_id")]
+    pub protocol: Option<String>,
+    /// IM id, e.g. alice@example.org.
+    #[arg(long, requires = "protocol")]
+    pub im_id: Option<String>,
+    #[arg(long)]
+    pub display_name: Option<String>,
+    /// SyncML server URL (http or https).
+    #[arg(long)]
+    pub server_url: Option<String>,
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Read the password from standard input (it never goes on the command line).
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Any other setting as KEY=VALUE, e.g. contacts.mode=two-way, calendar.enabled=true.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// Wait for the job to finish, showing progress.
+    #[arg(long)]
+    pub wait: bool,
+    /// Only these classes (contacts, calendar, tasks, notes, sms, roster).
+    #[arg(long = "class", value_name = "CLASS")]
+    pub classes: Vec<String>,
+    /// Account `<protocol>:<im_id>` (default: the default account).
+    #[arg(long)]
+    pub account: Option<String>,
+}
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_ERROR: u8 = 1;
+pub const EXIT_PARTIAL: u8 = 3;
+pub const EXIT_FAILED: u8 = 4;
+pub const EXIT_CANCELLED: u8 = 5;
+
+/// Run the command; returns the exit code.
+pub async fn run(cli: Cli) -> Result<u8, String> {
+    let conn = zbus::Connection::session().await.map_err(|e| format!("cannot connect to the session bus: {e}"))?;
+    let sync = Sync1Proxy::new(&conn).await.map_err(err)?;
+    match cli.command {
+        Command::Account(AccountCmd::Set(a)) => {
+            let mut settings: HashMap<&str, Value<'_>> = HashMap::new();
+            let password;
+            if let Some(p) = &a.protocol {
+                settings.insert("protocol", p.as_str().into());
+            }
+            if let Some(i) = &a.im_id {
+                settings.insert("im_id", i.as_str().into());
+            }
+            if let Some(d) = &a.display_name {
+                settings.insert("display_name", d.as_str().into());
+            }
+            if let Some(u) = &a.server_url {
+                settings.insert("server_url", u.as_str().into());
+            }
+            if let Some(u) = &a.username {
+                settings.insert("username", u.as_str().into());
+            }
+            if a.password_stdin {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s).map_err(|e| format!("cannot read the password: {e}"))?;
+                password = s.trim_end_matches(['\n', '\r']).to_string();
+                settings.insert("password", password.as_str().into());
+            }
+            for kv in &a.set {
+                let (k, v) = kv.split_once('=').ok_or_else(|| format!("--set expects KEY=VALUE, got '{kv}'"))?;
+                let value: Value<'_> = if k.ends_with(".enabled") {
+                    match v {
+                        "true" | "yes" | "1" => true.into(),
+                        "false" | "no" | "0" => false.into(),
+                        _ => return Err(format!("{k} expects true or false, got '{v}'")),
+                    }
+                } else {
+                    v.into()
+                };
+                settings.insert(k, value);
+            }
+            sync.set_account(settings).await.map_err(err)?;
+            if !cli.json {
+                println!("account saved");
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Account(AccountCmd::Show) => {
+            let acc = sync.get_account().await.map_err(err)?;
+            print_dict(&acc, cli.json);
+            Ok(EXIT_OK)
+        }
+        Command::Backup(b) => {
+            let path = if b.classes.is_empty() && b.account.is_none() {
+                sync.backup().await.map_err(err)?
+            } else {
+                let mut opts: HashMap<&str, Value<'_>> = HashMap::new();
+                if let Some(a) = &b.account {
+                    opts.insert("account", a.as_str().into());
+                }
+                if !b.classes.is_empty() {
+                    opts.insert("classes", b.classes.clone().into());
+                }
+                sync.backup_with(opts).await.map_err(err)?
+            };
+            if !b.wait {
+                if cli.json {
+                    println!("{}", serde_json::json!({ "job": path.as_str() }));
+                } else {
+                    println!("{}", path.as_str());
+                }
+                return Ok(EXIT_OK);
+            }
+            wait_for(&conn, path.as_str(), cli.json).await
+        }
+        Command::Status => {
+            let jobs = sync.jobs().await.map_err(err)?;
+            let last = sync.last_backup().await.map_err(err)?;
+            if cli.json {
+                let mut running = Vec::new();
+                for j in &jobs {
+                    let p = job_proxy(&conn, j.as_str()).await?;
+                    running.push(serde_json::json!({"job": j.as_str(), "state": p.state().await.map_err(err)?}));
+                }
+                println!("{}", serde_json::json!({"jobs": running, "last_backup": to_json_dict(&last)}));
+            } else {
+                for j in &jobs {
+                    let p = job_proxy(&conn, j.as_str()).await?;
+                    println!("job {}: {}", j.as_str(), p.state().await.map_err(err)?);
+                }
+                if last.is_empty() {
+                    println!("no backup yet");
+                } else {
+                    println!("last backup:");
+                    print_report(&last);
+                }
+            }
+            Ok(EXIT_OK)
+        }
+        Command::History { max } => {
+            let h = sync.get_history(max).await.map_err(err)?;
+            if cli.json {
+                println!("{}", serde_json::Value::Array(h.iter().map(to_json_dict).collect()));
+            } else {
+                for r in &h {
+                    print_report(r);
+                }
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Cancel { job } => {
+            let path = match job {
+                Some(p) => p,
+                None => {
+                    let mut newest = None;
+                    for j in sync.jobs().await.map_err(err)? {
+                        let p = job_proxy(&conn, j.as_str()).await?;
+                        if p.state().await.map_err(err)? == "running" {
+                            newest = Some(j.as_str().to_string());
+                        }
+                    }
+                    newest.ok_or("no job is running")?
+                }
+            };
+            job_proxy(&conn, &path).await?.cancel().await.map_err(err)?;
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+fn err(e: zbus::Error) -> String {
+    match e {
+        zbus::Error::MethodError(name, Some(msg), _) => format!("{}: {msg}", name.as_str()),
+        zbus::Error::MethodError(name, None, _) => name.as_str().to_string(),
+        other => other.to_string(),
+    }
+}
+
+async fn job_proxy<'a>(conn: &zbus::Connection, path: &'a str) -> Result<Job1Proxy<'a>, String> {
+    Job1Proxy::builder(conn).path(path).map_err(err)?.build().await.map_err(err)
+}
+
+async fn wait_for(conn: &zbus::Connection, path: &str, json: bool) -> Result<u8, String> {
+    let job = job_proxy(conn, path).await?;
+    let mut progress = job.receive_progress().await.map_err(err)?;
+    let mut finished = job.receive_finished().await.map_err(err)?;
+    // The job may have finished before we subscribed: its State tells.
+    let state = job.state().await.map_err(err)?;
+    let (state, report) = if state != "running" {
+        (state, job.report().await.map_err(err)?)
+    } else {
+        loop {
+            tokio::select! {
+                Some(p) = progress.next() => {
+                    if let Ok(a) = p.args() {
+                        if json {
+                            println!("{}", serde_json::json!({"progress": {"class": a.class, "done": a.done, "total": a.total}}));
+                        } else {
+                            println!("{}: {}/{}", a.class, a.done, a.total);
+                        }
+                    }
+                }
+                Some(f) = finished.next() => {
+                    let a = f.args().map_err(err)?;
+                    break (a.state.clone(), a.report.clone());
+                }
+                else => return Err("the service left the bus during the job".into()),
+            }
+        }
+    };
+    if json {
+        println!("{}", to_json_dict(&report));
+    } else {
+        print_report(&report);
+    }
+    Ok(match state.as_str() {
+        "succeeded" => EXIT_OK,
+        "partial" => EXIT_PARTIAL,
+        "cancelled" => EXIT_CANCELLED,
+        _ => EXIT_FAILED,
+    })
+}
+
+fn to_json(v: &Value<'_>) -> serde_json::Value {
+    match v {
+        Value::Bool(b) => (*b).into(),
+        Value::U8(n) => (*n).into(),
+        Value::I16(n) => (*n).into(),
+        Value::U16(n) => (*n).into(),
+        Value::I32(n) => (*n).into(),
+        Value::U32(n) => (*n).into(),
+        Value::I64(n) => (*n).into(),
+        Value::U64(n) => (*n).into(),
+        Value::F64(n) => (*n).into(),
+        Value::Str(s) => s.as_str().into(),
+        Value::ObjectPath(p) => p.as_str().into(),
+        Value::Value(inner) => to_json(inner),
+        Value::Array(a) => serde_json::Value::Array(a.iter().map(to_json).collect()),
+        Value::Dict(d) => {
+            let mut m = serde_json::Map::new();
+            for (k, v) in d.iter() {
+                let key = match k {
+                    Value::Str(s) => s.as_str().to_string(),
+                    other => format!("{other:?}"),
+                };
+                m.insert(key, to_json(v));
+            }
+            serde_json::Value::Object(m)
+        }
+        other => format!("{other:?}").into(),
+    }
+}
+
+fn to_json_dict(d: &HashMap<String, OwnedValue>) -> serde_json::Value {
+    let mut keys: Vec<&String> = d.keys().collect();
+    keys.sort();
+    serde_json::Value::Object(keys.into_iter().map(|k| (k.clone(), to_json(&d[k]))).collect())
+}
+
+fn print_dict(d: &HashMap<String, OwnedValue>, json: bool) {
+    let j = to_json_dict(d);
+    if json {
+        println!("{j}");
+        return;
+    }
+    if let serde_json::Value::Object(m) = j {
+        for (k, v) in m {
+            match v {
+                serde_json::Value::String(s) => println!("{k}: {s}"),
+                other => println!("{k}: {other}"),
+            }
+        }
+    }
+}
+
+fn print_report(r: &HashMap<String, OwnedValue>) {
+    let j = to_json_dict(r);
+    let s = |k: &str| j.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let job = j.get("job").map(|v| v.to_string()).unwrap_or_default();
+    println!("job {job} {} {}: {}", s("kind"), s("account"), s("state"));
+    if !s("error").is_empty() {
+        println!("  error: {}", s("error"));
+    }
+    if let Some(serde_json::Value::Object(classes)) = j.get("classes") {
+        for (name, c) in classes {
+            let n = |k: &str| c.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+            let t = |k: &str| c.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+            println!(
+                "  {name}: {} ({}) — {} added, {} replaced, {} deleted, {} failed{}",
+                t("state"),
+                t("mode"),
+                n("added"),
+                n("replaced"),
+                n("deleted"),
+                n("failed"),
+                if t("error").is_empty() { String::new() } else { format!(" — {}", t("error")) }
+            );
+            if let Some(serde_json::Value::Array(errs)) = c.get("errors") {
+                for e in errs.iter().take(10) {
+                    println!("    {}", e.as_str().unwrap_or(""));
+                }
+            }
+        }
+    }
+}

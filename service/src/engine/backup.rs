@@ -1,0 +1,513 @@
+//! The backup of one account: for each class, ask the phone's stores whether anything changed
+//! (revision), read and convert the items, diff them against what the server has from us,
+//! run ONE SyncML session for every class that needs one, and commit the new state per class
+//! only after the session ended well.
+//!
+//! Safety rules (a backup must never destroy data it did not make):
+//! - no state for the class (first backup, new server or database, lost state) → slow sync
+//!   (201): the server matches what it has, deletes nothing;
+//! - a session that sent changes and did not finish leaves `needs_slow_sync`, so the next one
+//!   is a slow sync too (the server may hold part of what was sent: no duplicates);
+//! - refresh-from-client (203) only when the user configured it and state exists;
+//! - items the server holds and we do not are counted (`ServerHasOtherData`), never pulled
+//!   onto the phone, never deleted;
+//! - anchors, tracked items and revisions are written in one transaction after `Finished`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use syncml::session::{Change, ClientSession, Event, ItemResult, ServerItemKind, SessionConfig, StoreConfig};
+
+use super::report::{ClassReport, ErrorKind, JobReport};
+use super::tracker::{self, CurrentItem, Plan, PlannedKind};
+use super::{Engine, EngineError, JobContext};
+use crate::class::{DataClass, SyncMode};
+use crate::item::WireFormat;
+use crate::profile::store::now;
+use crate::profile::{Account, ClassSettings, SessionCommit, TrackedItem};
+use crate::sources::{self, Source};
+
+/// One class taking part in a backup.
+struct ClassRun {
+    class: DataClass,
+    settings: ClassSettings,
+    /// Whether stored state for this server and database exists (else: slow sync).
+    has_state: bool,
+    requested: syncml::session::SyncMode,
+    format: WireFormat,
+    items: Vec<CurrentItem>,
+    plan: Plan,
+    revisions: BTreeMap<String, String>,
+    /// Whether every item of every store could be read and converted.
+    complete_listing: bool,
+    report: ClassReport,
+    /// What we gave the session, by LUID (for matching the server's statuses).
+    sent: HashMap<String, usize>,
+    sent_all: bool,
+    agreed: Option<syncml::session::SyncMode>,
+    next_anchor: String,
+    server_other_items: u32,
+    id_maps: Vec<(String, String)>,
+}
+
+fn local_uri(class: DataClass) -> String {
+    format!("./{}", class.as_str())
+}
+
+fn proto_mode(m: SyncMode) -> syncml::session::SyncMode {
+    use syncml::session::SyncMode as P;
+    match m {
+        SyncMode::TwoWay => P::TwoWay,
+        SyncMode::Slow => P::Slow,
+        SyncMode::OneWayFromClient => P::OneWayFromClient,
+        SyncMode::RefreshFromClient => P::RefreshFromClient,
+        SyncMode::OneWayFromServer => P::OneWayFromServer,
+        SyncMode::RefreshFromServer => P::RefreshFromServer,
+    }
+}
+
+fn mode_name(m: syncml::session::SyncMode) -> &'static str {
+    use syncml::session::SyncMode as P;
+    match m {
+        P::TwoWay => "two-way",
+        P::Slow => "slow",
+        P::OneWayFromClient => "one-way-from-client",
+        P::RefreshFromClient => "refresh-from-client",
+        P::OneWayFromServer => "one-way-from-server",
+        P::RefreshFromServer => "refresh-from-server",
+    }
+}
+
+/// The mode a backup asks for: slow without usable state, else the configured mode as long as
+/// it sends the phone's data (the from-server modes belong to restore: a backup uses
+/// one-way-from-client for them).
+fn backup_mode(configured: SyncMode, has_state: bool) -> SyncMode {
+    if !has_state {
+        return SyncMode::Slow;
+    }
+    match configured {
+        SyncMode::OneWayFromServer | SyncMode::RefreshFromServer => SyncMode::OneWayFromClient,
+        m => m,
+    }
+}
+
+fn success(kind: &PlannedKind, status: u16) -> bool {
+    match kind {
+        // 211: item not deleted because the server no longer has it: the goal is met.
+        PlannedKind::Delete => matches!(status, 200 | 211),
+        _ => matches!(status, 200 | 201 | 207 | 208 | 209),
+    }
+}
+
+impl Engine {
+    pub(super) async fn backup(
+        &self,
+        account: &Account,
+        classes: &[DataClass],
+        ctx: &JobContext,
+        report: &mut JobReport,
+    ) -> Result<(), EngineError> {
+        if account.server_url.is_empty() {
+            return Err(EngineError::NotConfigured(format!("account {} has no server_url", account.name())));
+        }
+        let name = account.name();
+        let password = self.secrets.lookup(&self.bus, &name).await.map_err(EngineError::Profile)?;
+        if !account.username.is_empty() && password.is_none() {
+            return Err(EngineError::NotConfigured(format!("account {name} has a user name but no password")));
+        }
+        // One connection for the whole job: EDS keeps opened books alive while it is on the bus.
+        let phone_bus = zbus::Connection::session()
+            .await
+            .map_err(|e| EngineError::Source(format!("cannot connect to the session bus: {e}")))?;
+
+        let mut runs = Vec::new();
+        for &class in classes {
+            let settings = account.class(class);
+            let mut cr = ClassReport::new("none");
+            match self.prepare_class(&name, account, class, settings, &phone_bus, ctx).await {
+                Ok(Some(run)) => runs.push(run),
+                Ok(None) => {
+                    // Nothing changed since the last good session: no item read, no network.
+                    let other = self.with_store(|s| s.class_state(&name, class))?.map_or(0, |s| s.server_other_items);
+                    cr.server_other_items = other;
+                    cr.settle();
+                    report.classes.insert(class.to_string(), cr);
+                }
+                Err(e) => {
+                    tracing::warn!(job = ctx.id, %class, error = %e, "class cannot be backed up");
+                    cr.fail(e.kind(), e.to_string());
+                    report.classes.insert(class.to_string(), cr);
+                }
+            }
+            if ctx.is_cancelled() {
+                return Err(EngineError::Cancelled);
+            }
+        }
+        if runs.is_empty() {
+            return Ok(());
+        }
+
+        let device_id = self.with_store(|s| s.device_id())?;
+        let nonce = self.with_store(|s| s.server_nonce(&name))?;
+        let credentials = password.map(|p| syncml::session::Credentials {
+            username: account.username.clone(),
+            password: p.expose().to_string(),
+            auth: syncml::session::AuthType::Md5,
+            nonce: nonce.and_then(|n| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, n).ok()),
+        });
+        let anchor = now().to_string();
+        let stores = runs
+            .iter_mut()
+            .map(|r| {
+                r.next_anchor = anchor.clone();
+                StoreConfig {
+                    local_uri: local_uri(r.class),
+                    remote_uri: r.settings.remote_uri.clone(),
+                    mode: r.requested,
+                    last_anchor: if r.has_state { self.last_anchor(&name, r.class) } else { None },
+                    next_anchor: anchor.clone(),
+                    content_type: r.format.mime().to_string(),
+                    content_version: r.format.version().to_string(),
+                }
+            })
+            .collect();
+        let cfg = SessionConfig {
+            server_url: account.server_url.clone(),
+            device_id: device_id.clone(),
+            session_id: self.next_session_id().to_string(),
+            credentials,
+            max_msg_size: self.options.max_msg_size,
+            max_obj_size: self.options.max_obj_size,
+            devinf: super::devinf::client_devinf(&device_id, &runs.iter().map(|r| (r.class, r.format)).collect::<Vec<_>>()),
+            stores,
+        };
+
+        match self.run_session(cfg, &mut runs, &name, ctx).await {
+            Ok(sr) => {
+                report.messages_sent += sr.messages_sent;
+                report.bytes_sent += sr.bytes_sent;
+                report.bytes_received += sr.bytes_received;
+                if let Some(n) = &sr.next_nonce {
+                    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, n);
+                    self.with_store(|s| s.set_server_nonce(&name, Some(&b64)))?;
+                }
+                for w in &sr.warnings {
+                    tracing::info!(job = ctx.id, warning = %w, "tolerated from the server");
+                }
+                for mut run in runs {
+                    let store_report = sr.stores.iter().find(|s| s.local_uri == local_uri(run.class));
+                    self.finish_class(&name, account, &mut run, store_report, ctx)?;
+                    report.classes.insert(run.class.to_string(), run.report);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(job = ctx.id, error = %e, "session failed; no sync state was changed");
+                for mut run in runs {
+                    run.report.fail(e.kind(), e.to_string());
+                    report.classes.insert(run.class.to_string(), run.report);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn last_anchor(&self, account: &str, class: DataClass) -> Option<String> {
+        self.with_store(|s| s.class_state(account, class)).ok().flatten().and_then(|s| s.last_anchor)
+    }
+
+    /// Decide whether the class needs a session, and if so read and diff its items.
+    async fn prepare_class(
+        &self,
+        name: &str,
+        account: &Account,
+        class: DataClass,
+        settings: ClassSettings,
+        phone_bus: &zbus::Connection,
+        ctx: &JobContext,
+    ) -> Result<Option<ClassRun>, EngineError> {
+        let mut sources = sources::open_sources(class, phone_bus).await.map_err(|e| EngineError::Source(e.to_string()))?;
+        let state = self.with_store(|s| s.class_state(name, class))?;
+        let has_state = state.as_ref().is_some_and(|st| {
+            st.server_url == account.server_url && st.remote_uri == settings.remote_uri && st.last_anchor.is_some()
+        });
+        let mut revisions = BTreeMap::new();
+        for src in sources.iter_mut() {
+            let rev = src.revision().await.map_err(|e| EngineError::Source(e.to_string()))?;
+            revisions.insert(src.id().to_string(), rev);
+        }
+        let requested = backup_mode(settings.mode, has_state);
+        if let Some(st) = &state {
+            let same_rev = !revisions.is_empty() && st.source_revisions == revisions;
+            if has_state && !st.needs_slow_sync && same_rev && requested != SyncMode::Slow && requested != SyncMode::RefreshFromClient
+            {
+                tracing::info!(job = ctx.id, %class, "unchanged since the last backup");
+                return Ok(None);
+            }
+        }
+
+        let format = WireFormat::VCard30;
+        let mut report = ClassReport::new(requested.as_str());
+        let mut items = Vec::new();
+        let mut complete_listing = true;
+        for src in sources.iter_mut() {
+            let listed = src.list().await.map_err(|e| EngineError::Source(e.to_string()))?;
+            for it in listed {
+                match it.item {
+                    Ok(item) => items.push(CurrentItem {
+                        source_id: src.id().to_string(),
+                        local_id: it.local_id,
+                        data: item.to_wire(format),
+                    }),
+                    Err(why) => {
+                        complete_listing = false;
+                        report.failed += 1;
+                        report.errors.push(format!("{} item {}: {why}", src.display_name(), it.local_id));
+                    }
+                }
+            }
+            if ctx.is_cancelled() {
+                return Err(EngineError::Cancelled);
+            }
+        }
+        report.items = items.len() as u32 + report.failed;
+        let tracked: Vec<TrackedItem> = if has_state { self.with_store(|s| s.tracked_items(name, class))? } else { Vec::new() };
+        let next_luid = self.with_store(|s| s.next_luid(name, class))?;
+        let plan = tracker::plan(&items, &tracked, next_luid);
+        tracing::info!(
+            job = ctx.id, %class, items = items.len(), changes = plan.changes.len(), unchanged = plan.unchanged,
+            mode = %requested, "class prepared"
+        );
+        ctx.observer.progress(class, 0, report.items);
+        Ok(Some(ClassRun {
+            class,
+            settings,
+            has_state,
+            requested: proto_mode(requested),
+            format,
+            items,
+            plan,
+            revisions,
+            complete_listing,
+            report,
+            sent: HashMap::new(),
+            sent_all: false,
+            agreed: None,
+            next_anchor: String::new(),
+            server_other_items: 0,
+            id_maps: Vec::new(),
+        }))
+    }
+
+    /// Drive the sans-IO session: post what it wants sent, feed it answers and changes.
+    async fn run_session(
+        &self,
+        cfg: SessionConfig,
+        runs: &mut [ClassRun],
+        account: &str,
+        ctx: &JobContext,
+    ) -> Result<syncml::session::SessionReport, EngineError> {
+        let mut session = ClientSession::new(cfg);
+        loop {
+            if ctx.is_cancelled() {
+                return Err(EngineError::Cancelled);
+            }
+            match session.poll() {
+                Event::Send { url, body, content_type } => {
+                    let transport = Arc::clone(&self.transport);
+                    let resp = tokio::task::spawn_blocking(move || transport.post(&url, content_type, &body))
+                        .await
+                        .map_err(|e| EngineError::Internal(format!("HTTP task: {e}")))?
+                        .map_err(|e| EngineError::Network(e.to_string()))?;
+                    session.receive(resp.status, resp.content_type.as_deref(), &resp.body);
+                }
+                Event::NeedChanges { store, mode } => {
+                    let Some(run) = runs.iter_mut().find(|r| local_uri(r.class) == store) else {
+                        session.provide_changes(&store, Vec::new());
+                        continue;
+                    };
+                    // From here the server may receive changes: until this session ends well
+                    // the next one must be a slow sync.
+                    self.with_store(|s| s.mark_needs_slow_sync(account, run.class))?;
+                    let changes = changes_for(run, mode);
+                    tracing::info!(job = ctx.id, class = %run.class, mode = mode_name(mode), changes = changes.len(), "server agreed");
+                    session.provide_changes(&store, changes);
+                }
+                Event::ServerItems { store, items } => {
+                    let run = runs.iter_mut().find(|r| local_uri(r.class) == store);
+                    let results = items
+                        .iter()
+                        .map(|it| ItemResult { handle: it.handle, status: 200, luid: None })
+                        .collect::<Vec<_>>();
+                    if let Some(run) = run {
+                        for it in &items {
+                            match it.kind {
+                                ServerItemKind::Add => run.server_other_items += 1,
+                                _ => run.report.errors.push(format!(
+                                    "the server sent a change for item {} that a backup does not apply",
+                                    it.server_id
+                                )),
+                            }
+                        }
+                    }
+                    session.server_item_results(&store, results);
+                }
+                Event::Finished(report) => return Ok(report),
+                Event::Failed(e) => return Err(EngineError::Session(e)),
+            }
+        }
+    }
+
+    /// Read the server's statuses for one class and commit what it confirmed.
+    fn finish_class(
+        &self,
+        account_name: &str,
+        account: &Account,
+        run: &mut ClassRun,
+        store_report: Option<&syncml::session::StoreReport>,
+        ctx: &JobContext,
+    ) -> Result<(), EngineError> {
+        let Some(sr) = store_report else {
+            run.report.fail(ErrorKind::ServerError, "the server did not take part with this database".into());
+            return Ok(());
+        };
+        if let Some(why) = &sr.error {
+            run.report.fail(ErrorKind::ServerError, format!("database '{}': {why}", run.settings.remote_uri));
+            return Ok(());
+        }
+        if sr.alert_status >= 300 && sr.alert_status != 508 {
+            run.report.fail(
+                ErrorKind::ServerError,
+                format!("the server refused database '{}' (status {})", run.settings.remote_uri, sr.alert_status),
+            );
+            return Ok(());
+        }
+        if let Some(st) = sr.sync_status.filter(|s| *s >= 300) {
+            run.report.fail(ErrorKind::ServerError, format!("the server refused the changes (status {st})"));
+            return Ok(());
+        }
+        let mode = run.agreed.unwrap_or(sr.mode);
+        run.report.mode = mode_name(mode).to_string();
+        let list = if run.sent_all { &run.plan.all } else { &run.plan.changes };
+        let mut upserts = Vec::new();
+        let mut removals = Vec::new();
+        let mut answered = vec![false; list.len()];
+        for r in &sr.item_results {
+            let Some(&i) = run.sent.get(&r.luid) else { continue };
+            answered[i] = true;
+            let p = &list[i];
+            let kind = if run.sent_all { PlannedKind::Replace } else { p.kind.clone() };
+            if success(&kind, r.status) {
+                match p.kind {
+                    PlannedKind::Delete => {
+                        removals.push(p.luid);
+                        run.report.deleted += 1;
+                    }
+                    _ => {
+                        upserts.push(TrackedItem {
+                            luid: p.luid,
+                            source_id: p.source_id.clone(),
+                            local_id: p.local_id.clone(),
+                            hash: p.hash.clone(),
+                        });
+                        match (run.sent_all, &p.kind, r.status) {
+                            (true, _, 201) | (false, PlannedKind::Add, _) => run.report.added += 1,
+                            _ => run.report.replaced += 1,
+                        }
+                    }
+                }
+            } else {
+                run.report.failed += 1;
+                run.report.errors.push(format!(
+                    "item {} ({}) was refused by the server with status {}",
+                    p.local_id,
+                    match kind {
+                        PlannedKind::Add => "add",
+                        PlannedKind::Replace => "replace",
+                        PlannedKind::Delete => "delete",
+                    },
+                    r.status
+                ));
+            }
+        }
+        for (i, done) in answered.iter().enumerate() {
+            if !done {
+                run.report.failed += 1;
+                run.report.errors.push(format!("item {} got no status from the server", list[i].local_id));
+            }
+        }
+        let all_confirmed = run.report.failed == 0 && run.complete_listing;
+        let commit = SessionCommit {
+            server_url: account.server_url.clone(),
+            remote_uri: run.settings.remote_uri.clone(),
+            next_anchor: sr.next_anchor.clone(),
+            // With any item unconfirmed, the next backup must read the stores again.
+            source_revisions: if all_confirmed { run.revisions.clone() } else { BTreeMap::new() },
+            reset_items: run.sent_all || !run.has_state,
+            upserts,
+            removals,
+            next_luid: run.plan.next_luid,
+            server_other_items: run.server_other_items,
+            id_maps: std::mem::take(&mut run.id_maps),
+        };
+        self.with_store(|s| s.commit_session(account_name, run.class, &commit))?;
+        run.report.server_other_items = run.server_other_items;
+        run.report.settle();
+        ctx.observer.progress(run.class, run.report.items, run.report.items);
+        tracing::info!(
+            job = ctx.id, class = %run.class, mode = %run.report.mode, added = run.report.added,
+            replaced = run.report.replaced, deleted = run.report.deleted, failed = run.report.failed,
+            server_other_items = run.server_other_items, "class backed up"
+        );
+        Ok(())
+    }
+}
+
+/// The changes to give the session once the server agreed on `mode`.
+fn changes_for(run: &mut ClassRun, mode: syncml::session::SyncMode) -> Vec<Change> {
+    use syncml::session::SyncMode as P;
+    run.agreed = Some(mode);
+    run.sent.clear();
+    let (list, all) = match mode {
+        P::Slow | P::RefreshFromClient => (&run.plan.all, true),
+        P::TwoWay | P::OneWayFromClient => (&run.plan.changes, false),
+        P::OneWayFromServer | P::RefreshFromServer => return Vec::new(),
+    };
+    run.sent_all = all;
+    let mut out = Vec::with_capacity(list.len());
+    for (i, p) in list.iter().enumerate() {
+        let luid = p.luid.to_string();
+        run.sent.insert(luid.clone(), i);
+        let data = || p.item.map(|ix| run.items[ix].data.clone()).unwrap_or_default();
+        out.push(match (all, &p.kind) {
+            (true, _) if mode == P::RefreshFromClient => Change::Add { luid, data: data() },
+            (true, _) => Change::Replace { luid, data: data() },
+            (false, PlannedKind::Add) => Change::Add { luid, data: data() },
+            (false, PlannedKind::Replace) => Change::Replace { luid, data: data() },
+            (false, PlannedKind::Delete) => Change::Delete { luid },
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_backup_is_slow_and_from_server_modes_never_back_up() {
+        assert_eq!(backup_mode(SyncMode::OneWayFromClient, false), SyncMode::Slow);
+        assert_eq!(backup_mode(SyncMode::RefreshFromClient, false), SyncMode::Slow);
+        assert_eq!(backup_mode(SyncMode::OneWayFromClient, true), SyncMode::OneWayFromClient);
+        assert_eq!(backup_mode(SyncMode::RefreshFromServer, true), SyncMode::OneWayFromClient);
+        assert_eq!(backup_mode(SyncMode::TwoWay, true), SyncMode::TwoWay);
+    }
+
+    #[test]
+    fn statuses_that_count_as_done() {
+        assert!(success(&PlannedKind::Add, 201));
+        assert!(success(&PlannedKind::Replace, 200));
+        assert!(success(&PlannedKind::Delete, 211));
+        assert!(!success(&PlannedKind::Add, 420));
+        assert!(!success(&PlannedKind::Delete, 500));
+    }
+}

@@ -1,0 +1,337 @@
+//! The data sync unit: jobs (one running backup per account at a time), the backup driver
+//! ([`backup`]), change tracking ([`tracker`]) and the reports ([`report`]). It knows neither
+//! D-Bus object paths nor platform stores: jobs publish [`JobEvent`]s that the D-Bus layer turns
+//! into signals, and stores are reached through [`crate::sources`].
+
+mod backup;
+pub mod devinf;
+pub mod report;
+pub mod tracker;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use crate::class::DataClass;
+use crate::profile::{ProfileError, Secrets, Store};
+use crate::transport::{HttpTransport, Limits};
+use report::{ErrorKind, JobReport, Outcome};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    NotConfigured(String),
+    #[error("no account named '{0}'")]
+    NoSuchAccount(String),
+    #[error("{0}")]
+    Network(String),
+    #[error("{0}")]
+    Session(syncml::session::SessionError),
+    #[error("{0}")]
+    Source(String),
+    #[error("{0}")]
+    Profile(#[from] ProfileError),
+    #[error("the job was cancelled")]
+    Cancelled,
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl EngineError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            EngineError::NotConfigured(_) | EngineError::NoSuchAccount(_) => ErrorKind::NotConfigured,
+            EngineError::Network(_) => ErrorKind::Network,
+            EngineError::Session(e) => session_error_kind(e),
+            EngineError::Source(_) => ErrorKind::SourceUnavailable,
+            EngineError::Profile(_) | EngineError::Internal(_) => ErrorKind::Internal,
+            EngineError::Cancelled => ErrorKind::Cancelled,
+        }
+    }
+}
+
+fn session_error_kind(e: &syncml::session::SessionError) -> ErrorKind {
+    use syncml::session::SessionError as S;
+    match e {
+        S::AuthenticationFailed { .. } => ErrorKind::AuthenticationFailed,
+        _ => ErrorKind::ServerError,
+    }
+}
+
+/// What jobs tell the outside world.
+#[derive(Debug, Clone)]
+pub enum JobEvent {
+    Progress { job: u64, class: DataClass, done: u32, total: u32 },
+    Finished { job: u64, report: JobReport },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    Backup,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Backup => "backup",
+        }
+    }
+}
+
+/// A job as the outside sees it: identity, live state, the report once finished.
+pub struct Job {
+    pub id: u64,
+    pub kind: JobKind,
+    pub account: String,
+    pub classes: Vec<DataClass>,
+    cancel: Arc<AtomicBool>,
+    status: Mutex<JobStatus>,
+}
+
+#[derive(Debug, Clone)]
+struct JobStatus {
+    state: Outcome,
+    error: String,
+    report: Option<JobReport>,
+    finished_at: Option<Instant>,
+}
+
+impl Job {
+    pub fn state(&self) -> Outcome {
+        self.status.lock().unwrap().state
+    }
+    pub fn error(&self) -> String {
+        self.status.lock().unwrap().error.clone()
+    }
+    pub fn report(&self) -> Option<JobReport> {
+        self.status.lock().unwrap().report.clone()
+    }
+    pub fn finished_at(&self) -> Option<Instant> {
+        self.status.lock().unwrap().finished_at
+    }
+    pub fn is_running(&self) -> bool {
+        self.state() == Outcome::Running
+    }
+    /// Ask the job to stop at the next safe point (between messages). Returns false if it had
+    /// already finished.
+    pub fn cancel(&self) -> bool {
+        if !self.is_running() {
+            return false;
+        }
+        self.cancel.store(true, Ordering::SeqCst);
+        true
+    }
+}
+
+/// Progress reporting for one job.
+pub struct ProgressSink {
+    job: u64,
+    tx: mpsc::UnboundedSender<JobEvent>,
+}
+
+impl ProgressSink {
+    pub fn progress(&self, class: DataClass, done: u32, total: u32) {
+        let _ = self.tx.send(JobEvent::Progress { job: self.job, class, done, total });
+    }
+}
+
+pub struct JobContext {
+    pub id: u64,
+    cancel: Arc<AtomicBool>,
+    pub observer: ProgressSink,
+}
+
+impl JobContext {
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    pub limits: Limits,
+    /// The largest SyncML message we accept (announced to the server).
+    pub max_msg_size: u32,
+    pub max_obj_size: u32,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions { limits: Limits::default(), max_msg_size: 512 * 1024, max_obj_size: 4 * 1024 * 1024 }
+    }
+}
+
+pub struct Engine {
+    store: Arc<Mutex<Store>>,
+    secrets: Arc<Secrets>,
+    /// The service's own bus connection (Secret Service look-ups).
+    bus: zbus::Connection,
+    transport: Arc<HttpTransport>,
+    options: EngineOptions,
+    events: mpsc::UnboundedSender<JobEvent>,
+    jobs: Mutex<BTreeMap<u64, Arc<Job>>>,
+    session_counter: AtomicU64,
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<Mutex<Store>>,
+        secrets: Arc<Secrets>,
+        bus: zbus::Connection,
+        options: EngineOptions,
+        events: mpsc::UnboundedSender<JobEvent>,
+    ) -> Arc<Engine> {
+        Arc::new(Engine {
+            store,
+            secrets,
+            bus,
+            transport: Arc::new(HttpTransport::new(options.limits.clone())),
+            options,
+            events,
+            jobs: Mutex::new(BTreeMap::new()),
+            session_counter: AtomicU64::new(1),
+        })
+    }
+
+    pub fn with_store<T>(&self, f: impl FnOnce(&mut Store) -> Result<T, ProfileError>) -> Result<T, EngineError> {
+        let mut guard = self.store.lock().map_err(|_| EngineError::Internal("state store lock poisoned".into()))?;
+        Ok(f(&mut guard)?)
+    }
+
+    fn next_session_id(&self) -> u64 {
+        self.session_counter.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Jobs still known (running, or finished and kept for late readers).
+    pub fn jobs(&self) -> Vec<Arc<Job>> {
+        self.jobs.lock().unwrap().values().cloned().collect()
+    }
+
+    pub fn job(&self, id: u64) -> Option<Arc<Job>> {
+        self.jobs.lock().unwrap().get(&id).cloned()
+    }
+
+    pub fn running(&self) -> usize {
+        self.jobs.lock().unwrap().values().filter(|j| j.is_running()).count()
+    }
+
+    /// Forget finished jobs older than `keep`; returns their ids.
+    pub fn expire_jobs(&self, keep: std::time::Duration) -> Vec<u64> {
+        let mut jobs = self.jobs.lock().unwrap();
+        let old: Vec<u64> =
+            jobs.values().filter(|j| j.finished_at().is_some_and(|t| t.elapsed() >= keep)).map(|j| j.id).collect();
+        for id in &old {
+            jobs.remove(id);
+        }
+        old
+    }
+
+    /// Create a backup job of `account` (default account if `None`) for `classes` (every
+    /// enabled class if `None`), or return the backup already running for that account
+    /// (`false` = not new). The job starts with [`Engine::spawn`].
+    pub fn create_backup(
+        &self,
+        account: Option<&str>,
+        classes: Option<Vec<DataClass>>,
+    ) -> Result<(Arc<Job>, bool), EngineError> {
+        let acc = match account {
+            Some(name) => self.with_store(|s| s.account(name))?.ok_or_else(|| EngineError::NoSuchAccount(name.into()))?,
+            None => self.with_store(|s| s.default_account())?.ok_or_else(|| {
+                EngineError::NotConfigured("no account is set up yet: call SetAccount first".into())
+            })?,
+        };
+        let name = acc.name();
+        let mut jobs = self.jobs.lock().unwrap();
+        if let Some(j) = jobs.values().find(|j| j.is_running() && j.account == name && j.kind == JobKind::Backup) {
+            return Ok((Arc::clone(j), false));
+        }
+        let classes = match classes {
+            Some(c) => c,
+            None => DataClass::ALL.into_iter().filter(|c| acc.class(*c).enabled).collect(),
+        };
+        let id = self.with_store(|s| s.insert_job(&name, JobKind::Backup.as_str(), crate::profile::store::now()))?;
+        let job = Arc::new(Job {
+            id,
+            kind: JobKind::Backup,
+            account: name,
+            classes,
+            cancel: Arc::new(AtomicBool::new(false)),
+            status: Mutex::new(JobStatus { state: Outcome::Running, error: String::new(), report: None, finished_at: None }),
+        });
+        jobs.insert(id, Arc::clone(&job));
+        Ok((job, true))
+    }
+
+    /// Run a created job in the background.
+    pub fn spawn(self: &Arc<Self>, job: Arc<Job>) -> tokio::task::JoinHandle<()> {
+        let engine = Arc::clone(self);
+        tokio::spawn(async move { engine.run(job).await })
+    }
+
+    async fn run(self: Arc<Self>, job: Arc<Job>) {
+        let ctx = JobContext {
+            id: job.id,
+            cancel: Arc::clone(&job.cancel),
+            observer: ProgressSink { job: job.id, tx: self.events.clone() },
+        };
+        let started = crate::profile::store::now();
+        let mut report = JobReport {
+            account: job.account.clone(),
+            kind: job.kind.as_str().into(),
+            state: Outcome::Running,
+            error: String::new(),
+            started,
+            finished: 0,
+            classes: BTreeMap::new(),
+            messages_sent: 0,
+            bytes_sent: 0,
+            bytes_received: 0,
+        };
+        tracing::info!(job = job.id, account = %job.account, classes = ?job.classes, "backup started");
+        let account = self.with_store(|s| s.account(&job.account));
+        let result = match account {
+            Ok(Some(acc)) => self.backup(&acc, &job.classes, &ctx, &mut report).await,
+            Ok(None) => Err(EngineError::NoSuchAccount(job.account.clone())),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            report.error = format!("{}: {e}", e.kind().dbus_name());
+            // classes that had not finished share the job's fate
+            for class in &job.classes {
+                report.classes.entry(class.to_string()).or_insert_with(|| {
+                    let mut c = report::ClassReport::new("none");
+                    c.fail(e.kind(), e.to_string());
+                    c
+                });
+            }
+        }
+        report.finished = crate::profile::store::now();
+        report.settle();
+        if let Err(e) = &result {
+            report.state = if matches!(e, EngineError::Cancelled) { Outcome::Cancelled } else { Outcome::Failed };
+        }
+        tracing::info!(job = job.id, state = report.state.as_str(), error = %report.error, "backup finished");
+        let json = serde_json::to_value(&report).unwrap_or_default();
+        if let Err(e) = self.with_store(|s| s.finish_job(job.id, report.state.as_str(), &report.error, &json)) {
+            tracing::error!(job = job.id, error = %e, "cannot record the job in the history");
+        }
+        {
+            let mut st = job.status.lock().unwrap();
+            st.state = report.state;
+            st.error = report.error.clone();
+            st.report = Some(report.clone());
+            st.finished_at = Some(Instant::now());
+        }
+        let _ = self.events.send(JobEvent::Finished { job: job.id, report });
+    }
+
+    /// Cancel every running job (shutdown).
+    pub fn cancel_all(&self) {
+        for j in self.jobs() {
+            j.cancel();
+        }
+    }
+}
