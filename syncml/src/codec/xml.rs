@@ -1,0 +1,234 @@
+//! SyncML XML encoding (`application/vnd.syncml+xml`) with quick-xml.
+//!
+//! Decoding is tolerant: namespaces (and their case) are not checked, unknown
+//! elements are skipped by the model mapping, comments/PIs/DOCTYPE are ignored.
+//! It is also bounded: nesting deeper than [`super::MAX_DEPTH`] is rejected,
+//! and no input makes it panic.
+//!
+//! Encoding is deterministic and compact (no indentation). Item `Data` is
+//! written as CDATA when it contains `<` or `&` (a `]]>` inside is split
+//! across two CDATA sections), otherwise as escaped text.
+
+use quick_xml::events::Event as XmlEvent;
+use quick_xml::Reader;
+
+use super::element::Element;
+use super::{syncml_map, DecodeError, MAX_DEPTH};
+use crate::types::{Command, Message};
+
+/// HTTP Content-Type of SyncML XML messages.
+pub const CONTENT_TYPE: &str = "application/vnd.syncml+xml";
+
+const XML_DECL: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>";
+
+/// Encode a message as a complete XML document.
+pub fn encode(msg: &Message) -> Vec<u8> {
+    let mut out = String::with_capacity(1024);
+    out.push_str(XML_DECL);
+    write_element(&mut out, &syncml_map::message_to_element(msg));
+    out.into_bytes()
+}
+
+/// Decode an XML document into a message.
+pub fn decode(input: &[u8]) -> Result<Message, DecodeError> {
+    let root = parse_tree(input)?;
+    syncml_map::message_from_element(&root)
+}
+
+/// Number of bytes `cmd` occupies inside an encoded SyncBody. Because the
+/// encoding is compact, a message's size is exactly the size of the message
+/// without the command plus this.
+pub fn encoded_command_len(cmd: &Command) -> usize {
+    let mut out = String::new();
+    write_element(&mut out, &syncml_map::command_to_element(cmd));
+    out.len()
+}
+
+/// Parse XML into an element tree (root element returned).
+pub fn parse_tree(input: &[u8]) -> Result<Element, DecodeError> {
+    let mut reader = Reader::from_reader(input);
+    {
+        let cfg = reader.config_mut();
+        cfg.trim_text(false);
+        cfg.check_end_names = true;
+        cfg.expand_empty_elements = false;
+    }
+    let mut stack: Vec<Element> = Vec::new();
+    let mut root: Option<Element> = None;
+
+    loop {
+        let pos = reader.buffer_position();
+        let ev = reader.read_event().map_err(|e| DecodeError::Syntax {
+            position: reader.error_position(),
+            message: e.to_string(),
+        })?;
+        match ev {
+            XmlEvent::Start(s) | XmlEvent::Empty(s) if root.is_some() => {
+                let _ = s;
+                return Err(DecodeError::TrailingContent { position: pos });
+            }
+            XmlEvent::Start(s) => {
+                let name = element_name(s.local_name().as_ref(), pos)?;
+                if stack.len() >= MAX_DEPTH {
+                    return Err(DecodeError::TooDeep { position: pos, element: name, max: MAX_DEPTH });
+                }
+                stack.push(Element { name, pos, ..Element::default() });
+            }
+            XmlEvent::Empty(s) => {
+                let name = element_name(s.local_name().as_ref(), pos)?;
+                if stack.len() >= MAX_DEPTH {
+                    return Err(DecodeError::TooDeep { position: pos, element: name, max: MAX_DEPTH });
+                }
+                let el = Element { name, pos, ..Element::default() };
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(el),
+                    None => root = Some(el),
+                }
+            }
+            XmlEvent::End(_) => {
+                // quick-xml has already checked that the name matches.
+                let Some(el) = stack.pop() else {
+                    return Err(DecodeError::Syntax { position: pos, message: "unmatched end tag".into() });
+                };
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(el),
+                    None => root = Some(el),
+                }
+            }
+            XmlEvent::Text(t) => {
+                let Some(top) = stack.last_mut() else {
+                    // Only whitespace may appear outside the root element.
+                    if t.iter().all(|b| b.is_ascii_whitespace()) {
+                        continue;
+                    }
+                    return Err(if root.is_some() {
+                        DecodeError::TrailingContent { position: pos }
+                    } else {
+                        DecodeError::Syntax { position: pos, message: "text before the root element".into() }
+                    });
+                };
+                let text = t.unescape().map_err(|e| match e {
+                    quick_xml::Error::Encoding(_) => {
+                        DecodeError::InvalidUtf8 { position: pos, element: top.name.clone() }
+                    }
+                    other => DecodeError::Syntax { position: pos, message: other.to_string() },
+                })?;
+                top.text.push_str(&text);
+            }
+            XmlEvent::CData(c) => {
+                let Some(top) = stack.last_mut() else {
+                    return Err(DecodeError::Syntax { position: pos, message: "CDATA outside the root element".into() });
+                };
+                let s = std::str::from_utf8(c.as_ref())
+                    .map_err(|_| DecodeError::InvalidUtf8 { position: pos, element: top.name.clone() })?;
+                top.text.push_str(s);
+            }
+            XmlEvent::Decl(_) | XmlEvent::PI(_) | XmlEvent::Comment(_) | XmlEvent::DocType(_) => {}
+            XmlEvent::Eof => {
+                if let Some(open) = stack.last() {
+                    return Err(DecodeError::Truncated { position: pos, open_element: open.name.clone() });
+                }
+                return root.ok_or(DecodeError::Empty);
+            }
+        }
+    }
+}
+
+fn element_name(raw: &[u8], pos: u64) -> Result<String, DecodeError> {
+    std::str::from_utf8(raw)
+        .map(str::to_string)
+        .map_err(|_| DecodeError::InvalidUtf8 { position: pos, element: String::from_utf8_lossy(raw).into_owned() })
+}
+
+/// Write an element (and its subtree) compactly.
+pub fn write_element(out: &mut String, el: &Element) {
+    out.push('<');
+    out.push_str(&el.name);
+    if let Some(ns) = el.ns {
+        out.push_str(" xmlns='");
+        escape_into(out, ns, true);
+        out.push('\'');
+    }
+    if el.children.is_empty() && el.text.is_empty() {
+        out.push_str("/>");
+        return;
+    }
+    out.push('>');
+    if !el.text.is_empty() {
+        if el.name == "Data" && el.text.contains(['<', '&']) {
+            write_cdata(out, &el.text);
+        } else {
+            escape_into(out, &el.text, false);
+        }
+    }
+    for c in &el.children {
+        write_element(out, c);
+    }
+    out.push_str("</");
+    out.push_str(&el.name);
+    out.push('>');
+}
+
+/// `<![CDATA[...]]>`, splitting any `]]>` in the text across two sections.
+fn write_cdata(out: &mut String, text: &str) {
+    out.push_str("<![CDATA[");
+    out.push_str(&text.replace("]]>", "]]]]><![CDATA[>"));
+    out.push_str("]]>");
+}
+
+fn escape_into(out: &mut String, text: &str, attr: bool) {
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\'' if attr => out.push_str("&apos;"),
+            '"' if attr => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cdata_split_round_trip() {
+        let mut el = Element::new("Data");
+        el.text = "a]]>b<c>&d]]>".into();
+        let mut out = String::new();
+        write_element(&mut out, &el);
+        assert_eq!(out, "<Data><![CDATA[a]]]]><![CDATA[>b<c>&d]]]]><![CDATA[>]]></Data>");
+        let back = parse_tree(out.as_bytes()).unwrap();
+        assert_eq!(back.text, el.text);
+    }
+
+    #[test]
+    fn escaped_text_round_trip() {
+        let mut el = Element::new("LocURI");
+        el.text = "http://x/?a=1&b=<2>".into();
+        let mut out = String::new();
+        write_element(&mut out, &el);
+        assert_eq!(out, "<LocURI>http://x/?a=1&amp;b=&lt;2&gt;</LocURI>");
+        assert_eq!(parse_tree(out.as_bytes()).unwrap().text, el.text);
+    }
+
+    #[test]
+    fn depth_limit() {
+        let deep = "<a>".repeat(MAX_DEPTH + 1);
+        assert!(matches!(parse_tree(deep.as_bytes()), Err(DecodeError::TooDeep { .. })));
+        let ok = format!("{}{}", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
+        assert!(parse_tree(ok.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn truncated_and_trailing() {
+        assert!(matches!(parse_tree(b"<a><b>x</b>"), Err(DecodeError::Truncated { .. })));
+        assert!(matches!(parse_tree(b"<a/><b/>"), Err(DecodeError::TrailingContent { .. })));
+        assert!(matches!(parse_tree(b""), Err(DecodeError::Empty)));
+        assert!(matches!(parse_tree(b"   "), Err(DecodeError::Empty)));
+        assert!(matches!(parse_tree(b"<a></b>"), Err(DecodeError::Syntax { .. })));
+        assert!(parse_tree(b"<a>\xff</a>").is_err());
+    }
+}
