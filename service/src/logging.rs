@@ -15,10 +15,17 @@ fn stderr_is_journal() -> bool {
 }
 
 pub fn init(level: Option<&str>) {
-    let filter = match level {
-        Some(l) => EnvFilter::new(l),
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    let spec = match level {
+        Some(l) => l.to_string(),
+        None => std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
     };
+    // The HTTP and TLS stacks log every request at debug level; keep them quiet unless named.
+    let mut filter = EnvFilter::new(&spec);
+    for noisy in ["ureq", "ureq_proto", "rustls", "zbus", "tracing"] {
+        if !spec.contains(noisy) {
+            filter = filter.add_directive(format!("{noisy}=warn").parse().expect("valid directive"));
+        }
+    }
     let registry = tracing_subscriber::registry().with(filter);
     if stderr_is_journal() {
         if let Ok(journald) = tracing_journald::layer() {

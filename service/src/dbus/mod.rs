@@ -156,6 +156,7 @@ impl Sync1 {
     }
 
     /// The default account's settings; never the password (`has_password` instead).
+    #[zbus(out_args("settings"))]
     async fn get_account(&self, #[zbus(header)] hdr: Header<'_>, #[zbus(connection)] conn: &zbus::Connection) -> Result<Dict, Error> {
         self.shared.check_caller(conn, &hdr).await?;
         let account = self
@@ -167,6 +168,7 @@ impl Sync1 {
     }
 
     /// Back up every enabled class of the default account; returns the job at once.
+    #[zbus(out_args("job"))]
     async fn backup(
         &self,
         #[zbus(header)] hdr: Header<'_>,
@@ -179,6 +181,7 @@ impl Sync1 {
     }
 
     /// `Backup` with options: `account` (s), `classes` (as).
+    #[zbus(out_args("job"))]
     async fn backup_with(
         &self,
         #[zbus(header)] hdr: Header<'_>,
@@ -204,12 +207,14 @@ impl Sync1 {
     }
 
     /// Bringing data back onto the phone comes with a later version.
+    #[zbus(out_args("job"))]
     async fn restore(&self, #[zbus(header)] hdr: Header<'_>, #[zbus(connection)] conn: &zbus::Connection, classes: Vec<String>) -> Result<OwnedObjectPath, Error> {
         self.shared.check_caller(conn, &hdr).await?;
         let _ = classes;
         Err(Error::NotSupported("restore is not available in this version".into()))
     }
 
+    #[zbus(out_args("job"))]
     async fn restore_with(&self, #[zbus(header)] hdr: Header<'_>, #[zbus(connection)] conn: &zbus::Connection, options: Dict) -> Result<OwnedObjectPath, Error> {
         self.shared.check_caller(conn, &hdr).await?;
         let _ = options;
@@ -217,6 +222,7 @@ impl Sync1 {
     }
 
     /// The newest `max` jobs, newest first.
+    #[zbus(out_args("jobs"))]
     async fn get_history(&self, #[zbus(header)] hdr: Header<'_>, #[zbus(connection)] conn: &zbus::Connection, max: u32) -> Result<Vec<Dict>, Error> {
         self.shared.check_caller(conn, &hdr).await?;
         let jobs = self.shared.store(|s| s.history(max.min(10_000)))?;

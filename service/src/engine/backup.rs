@@ -25,7 +25,7 @@ use crate::class::{DataClass, SyncMode};
 use crate::item::WireFormat;
 use crate::profile::store::now;
 use crate::profile::{Account, ClassSettings, SessionCommit, TrackedItem};
-use crate::sources::{self, Source};
+use crate::sources;
 
 /// One class taking part in a backup.
 struct ClassRun {

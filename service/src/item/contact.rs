@@ -30,9 +30,15 @@ pub struct Name {
 
 impl Name {
     fn is_empty(&self) -> bool {
-        [&self.family, &self.given, &self.additional, &self.prefixes, &self.suffixes]
-            .iter()
-            .all(|s| s.is_empty())
+        [
+            &self.family,
+            &self.given,
+            &self.additional,
+            &self.prefixes,
+            &self.suffixes,
+        ]
+        .iter()
+        .all(|s| s.is_empty())
     }
 }
 
@@ -169,20 +175,32 @@ pub fn type_token_from_mime(mime: &str) -> Option<String> {
 pub fn decode_inline_image(p: &Property) -> Option<Photo> {
     let type_mime = p.param_values("TYPE").find_map(mime_from_type_token);
     let (data, declared) = if p.is_binary() {
-        let data = base64::engine::general_purpose::STANDARD.decode(p.value.as_bytes()).ok()?;
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(p.value.as_bytes())
+            .ok()?;
         (data, type_mime)
     } else {
         // data:[<mime>][;base64],<data>
         let v = unescape_text(&p.value);
-        let rest = v.strip_prefix("data:").or_else(|| v.strip_prefix("DATA:"))?;
+        let rest = v
+            .strip_prefix("data:")
+            .or_else(|| v.strip_prefix("DATA:"))?;
         let (meta, payload) = rest.split_once(',')?;
         let mut meta_parts = meta.split(';');
-        let mime = meta_parts.next().filter(|m| !m.is_empty()).map(|m| m.to_ascii_lowercase());
+        let mime = meta_parts
+            .next()
+            .filter(|m| !m.is_empty())
+            .map(|m| m.to_ascii_lowercase());
         if !meta_parts.any(|m| m.eq_ignore_ascii_case("base64")) {
             return None;
         }
-        let clean: String = payload.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-        let data = base64::engine::general_purpose::STANDARD.decode(clean.as_bytes()).ok()?;
+        let clean: String = payload
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect();
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(clean.as_bytes())
+            .ok()?;
         (data, mime.or(type_mime))
     };
     let mime = sniff_image_mime(&data)
@@ -340,7 +358,10 @@ impl Contact {
                 None => false,
             },
             "ORG" if plain(p, &[]) && self.org.is_empty() => {
-                let mut parts: Vec<String> = split_escaped(&p.value, ';').into_iter().map(unescape_text).collect();
+                let mut parts: Vec<String> = split_escaped(&p.value, ';')
+                    .into_iter()
+                    .map(unescape_text)
+                    .collect();
                 while parts.last().is_some_and(|s| s.is_empty()) && parts.len() > 1 {
                     parts.pop();
                 }
@@ -362,7 +383,10 @@ impl Contact {
                 true
             }
             "PHOTO" if self.photo.is_none() && plain(p, &["ENCODING", "TYPE", "VALUE"]) => {
-                let inline = p.is_binary() || p.value.get(..5).is_some_and(|s| s.eq_ignore_ascii_case("data:"));
+                let inline = p.is_binary()
+                    || p.value
+                        .get(..5)
+                        .is_some_and(|s| s.eq_ignore_ascii_case("data:"));
                 match inline.then(|| decode_inline_image(p)).flatten() {
                     Some(photo) => {
                         self.photo = Some(photo);
@@ -381,7 +405,11 @@ impl Contact {
     fn derived_formatted_name(&self) -> String {
         if let Some(n) = &self.name {
             let parts = [&n.prefixes, &n.given, &n.additional, &n.family, &n.suffixes];
-            let joined: Vec<&str> = parts.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect();
+            let joined: Vec<&str> = parts
+                .iter()
+                .map(|s| s.trim())
+                .filter(|s| !s.is_empty())
+                .collect();
             if !joined.is_empty() {
                 return joined.join(" ");
             }
@@ -402,12 +430,20 @@ impl Contact {
         let n = self.name.clone().unwrap_or_default();
         out.push(OutProp::new(
             "N",
-            Structured(vec![n.family, n.given, n.additional, n.prefixes, n.suffixes]),
+            Structured(vec![
+                n.family,
+                n.given,
+                n.additional,
+                n.prefixes,
+                n.suffixes,
+            ]),
         ));
         match (&self.formatted_name, format) {
             (Some(f), _) => out.push(OutProp::new("FN", Text(f.clone()))),
             // FN is mandatory in 3.0 only.
-            (None, WireFormat::VCard30) => out.push(OutProp::new("FN", Text(self.derived_formatted_name()))),
+            (None, WireFormat::VCard30) => {
+                out.push(OutProp::new("FN", Text(self.derived_formatted_name())))
+            }
             (None, WireFormat::VCard21) => {}
         }
         if !self.nickname.is_empty() {

@@ -22,10 +22,18 @@ fn contact(item: &Item) -> &Contact {
 fn assert_lines_short(bytes: &[u8], what: &str) {
     for line in bytes.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        assert!(line.len() <= 75, "{what}: line of {} octets: {}", line.len(), String::from_utf8_lossy(line));
+        assert!(
+            line.len() <= 75,
+            "{what}: line of {} octets: {}",
+            line.len(),
+            String::from_utf8_lossy(line)
+        );
     }
     assert!(
-        bytes.windows(2).filter(|w| w[1] == b'\n').all(|w| w[0] == b'\r'),
+        bytes
+            .windows(2)
+            .filter(|w| w[1] == b'\n')
+            .all(|w| w[0] == b'\r'),
         "{what}: bare LF in output"
     );
 }
@@ -40,12 +48,17 @@ fn golden_files() {
         .filter(|p| p.extension().is_some_and(|e| e == "vcf"))
         .collect();
     inputs.sort();
-    assert!(inputs.len() >= 8, "golden inputs missing in {}", dir.display());
+    assert!(
+        inputs.len() >= 8,
+        "golden inputs missing in {}",
+        dir.display()
+    );
     let mut failures = Vec::new();
     for input in inputs {
         let stem = input.file_stem().unwrap().to_string_lossy().into_owned();
         let data = std::fs::read(&input).unwrap();
-        let item = Item::from_wire(&data, WireFormat::VCard30).unwrap_or_else(|e| panic!("{stem}: {e}"));
+        let item =
+            Item::from_wire(&data, WireFormat::VCard30).unwrap_or_else(|e| panic!("{stem}: {e}"));
         for (format, suffix) in [(WireFormat::VCard30, "30"), (WireFormat::VCard21, "21")] {
             let out = item.to_wire(format);
             let expected_path = dir.join("expected").join(format!("{stem}.{suffix}.vcf"));
@@ -53,8 +66,12 @@ fn golden_files() {
                 std::fs::create_dir_all(expected_path.parent().unwrap()).unwrap();
                 std::fs::write(&expected_path, &out).unwrap();
             }
-            let expected = std::fs::read(&expected_path)
-                .unwrap_or_else(|e| panic!("{}: {e} (run with IMSYNC_UPDATE_GOLDEN=1)", expected_path.display()));
+            let expected = std::fs::read(&expected_path).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e} (run with IMSYNC_UPDATE_GOLDEN=1)",
+                    expected_path.display()
+                )
+            });
             if out != expected {
                 failures.push(format!(
                     "{stem}.{suffix}:\n--- expected\n{}\n--- got\n{}",
@@ -67,7 +84,8 @@ fn golden_files() {
             }
             // Writing is a fixed point: parse our own output, write again, same bytes,
             // and the same contact (apart from the derived FN of 3.0).
-            let again = Item::from_wire(&out, format).unwrap_or_else(|e| panic!("{stem}.{suffix} reparse: {e}"));
+            let again = Item::from_wire(&out, format)
+                .unwrap_or_else(|e| panic!("{stem}.{suffix} reparse: {e}"));
             assert_eq!(
                 String::from_utf8_lossy(&again.to_wire(format)),
                 String::from_utf8_lossy(&out),
@@ -94,7 +112,11 @@ fn malformed_files_fail_cleanly() {
         let path = e.unwrap().path();
         let data = std::fs::read(&path).unwrap();
         for f in [WireFormat::VCard30, WireFormat::VCard21] {
-            assert!(Item::from_wire(&data, f).is_err(), "{} parsed", path.display());
+            assert!(
+                Item::from_wire(&data, f).is_err(),
+                "{} parsed",
+                path.display()
+            );
         }
         n += 1;
     }
@@ -122,11 +144,25 @@ fn parsed_fields() {
     assert_eq!(c.rev.as_deref(), Some("2026-11-24T20:10:43Z"));
     assert!(c.photo.is_none());
     let names: Vec<&str> = c.extra.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, vec!["X-EVOLUTION-SPOUSE", "X-EVOLUTION-BLOG-URL", "PHOTO", "X-JABBER"]);
+    assert_eq!(
+        names,
+        vec![
+            "X-EVOLUTION-SPOUSE",
+            "X-EVOLUTION-BLOG-URL",
+            "PHOTO",
+            "X-JABBER"
+        ]
+    );
     // The http photo stays a URI; EDS-internal parameters and FILE-AS are gone.
     let out = String::from_utf8(item.to_wire(WireFormat::VCard30)).unwrap();
-    assert!(out.contains("PHOTO;VALUE=uri:https://example.org/juergen.jpg\r\n"), "{out}");
-    assert!(!out.contains("X-EVOLUTION-E164") && !out.contains("FILE-AS") && !out.contains("UI-SLOT"), "{out}");
+    assert!(
+        out.contains("PHOTO;VALUE=uri:https://example.org/juergen.jpg\r\n"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("X-EVOLUTION-E164") && !out.contains("FILE-AS") && !out.contains("UI-SLOT"),
+        "{out}"
+    );
     assert!(out.contains("X-EVOLUTION-SPOUSE:Anna\r\n"));
 }
 
@@ -141,7 +177,10 @@ fn photo_is_embedded_bytes() {
     let out = String::from_utf8(item.to_wire(WireFormat::VCard30)).unwrap();
     assert!(out.contains("PHOTO;ENCODING=b;TYPE=PNG:iVBOR"), "{out}");
     let out21 = String::from_utf8(item.to_wire(WireFormat::VCard21)).unwrap();
-    assert!(out21.contains("PHOTO;ENCODING=BASE64;TYPE=PNG:\r\n iVBOR"), "{out21}");
+    assert!(
+        out21.contains("PHOTO;ENCODING=BASE64;TYPE=PNG:\r\n iVBOR"),
+        "{out21}"
+    );
     // 2.1 photo reads back as the same bytes.
     let back = Item::from_wire(out21.as_bytes(), WireFormat::VCard21).unwrap();
     assert_eq!(contact(&back).photo.as_ref(), Some(&photo));
@@ -153,7 +192,10 @@ fn qp_21_round_trip() {
     let item = Item::from_wire(&data, WireFormat::VCard21).unwrap();
     let c = contact(&item);
     assert_eq!(c.formatted_name.as_deref(), Some("Jürgen Müller"));
-    assert_eq!(c.note.as_deref(), Some("Zeile 1\nZeile 2, mit Komma; und Semikolon\n备注"));
+    assert_eq!(
+        c.note.as_deref(),
+        Some("Zeile 1\nZeile 2, mit Komma; und Semikolon\n备注")
+    );
     assert_eq!(c.addresses[0].street, "Hauptstraße 1;Hinterhaus");
     assert_eq!(c.addresses[0].locality, "Berlin");
     assert!(c.tels[0].pref);
@@ -162,7 +204,10 @@ fn qp_21_round_trip() {
     assert_eq!(c.photo.as_ref().unwrap().mime, "image/png");
     let out = item.to_wire(WireFormat::VCard21);
     let text = String::from_utf8(out.clone()).unwrap();
-    assert!(text.contains("NOTE;ENCODING=QUOTED-PRINTABLE;CHARSET=UTF-8:Zeile 1=0D=0AZeile 2"), "{text}");
+    assert!(
+        text.contains("NOTE;ENCODING=QUOTED-PRINTABLE;CHARSET=UTF-8:Zeile 1=0D=0AZeile 2"),
+        "{text}"
+    );
     assert!(text.contains("TEL;CELL;PREF:+49 170 1111111\r\n"), "{text}");
     let back = Item::from_wire(&out, WireFormat::VCard21).unwrap();
     assert_eq!(&back, &item);
@@ -210,10 +255,15 @@ fn deterministic_and_version_line() {
 #[test]
 fn fuzz_no_panic() {
     // Mutations of valid inputs must never panic (errors are fine).
-    let seeds: Vec<Vec<u8>> = ["qp-21.vcf", "utf8-names.vcf", "photo.vcf", "eds-contact.vcf"]
-        .iter()
-        .map(|n| std::fs::read(testdata().join(n)).unwrap())
-        .collect();
+    let seeds: Vec<Vec<u8>> = [
+        "qp-21.vcf",
+        "utf8-names.vcf",
+        "photo.vcf",
+        "eds-contact.vcf",
+    ]
+    .iter()
+    .map(|n| std::fs::read(testdata().join(n)).unwrap())
+    .collect();
     let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut rnd = move || {
         state ^= state << 13;
@@ -233,7 +283,10 @@ fn fuzz_no_panic() {
                         let at = pos.min(d.len() - 1);
                         d[at] = specials[(rnd() as usize) % specials.len()];
                     }
-                    2 => d.insert(pos.min(d.len()), specials[(rnd() as usize) % specials.len()]),
+                    2 => d.insert(
+                        pos.min(d.len()),
+                        specials[(rnd() as usize) % specials.len()],
+                    ),
                     _ => {
                         if pos < d.len() {
                             d.remove(pos);

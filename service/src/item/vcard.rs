@@ -70,7 +70,8 @@ impl Property {
 
     /// True if the parameter `name` has the value `value` (both case-insensitive).
     pub fn has_param_value(&self, name: &str, value: &str) -> bool {
-        self.param_values(name).any(|v| v.eq_ignore_ascii_case(value))
+        self.param_values(name)
+            .any(|v| v.eq_ignore_ascii_case(value))
     }
 
     /// True if the value is binary (base64 text with `ENCODING=b`).
@@ -171,9 +172,13 @@ fn is_list_property(name: &str) -> bool {
 /// when it is missing.
 pub fn parse(data: &[u8], hint: WireFormat) -> Result<RawCard, ItemError> {
     let lines = logical_lines(data);
-    let mut iter = lines.iter().filter(|l| !l.bytes.iter().all(u8::is_ascii_whitespace));
+    let mut iter = lines
+        .iter()
+        .filter(|l| !l.bytes.iter().all(u8::is_ascii_whitespace));
 
-    let first = iter.next().ok_or_else(|| ItemError::Malformed("empty input".into()))?;
+    let first = iter
+        .next()
+        .ok_or_else(|| ItemError::Malformed("empty input".into()))?;
     let first = parse_line(first)?;
     if first.name != "BEGIN" || !first.raw_value.trim_ascii().eq_ignore_ascii_case(b"VCARD") {
         return Err(ItemError::Malformed(format!(
@@ -370,7 +375,9 @@ fn parse_line(line: &Logical) -> Result<RawLine, ItemError> {
         while pos < bytes.len() && !matches!(bytes[pos], b'=' | b';' | b':') {
             pos += 1;
         }
-        let pname = String::from_utf8_lossy(&bytes[start..pos]).trim().to_string();
+        let pname = String::from_utf8_lossy(&bytes[start..pos])
+            .trim()
+            .to_string();
         if pos >= bytes.len() {
             return Err(malformed("no ':' after the parameters"));
         }
@@ -394,7 +401,7 @@ fn parse_line(line: &Logical) -> Result<RawLine, ItemError> {
                     return Err(malformed("unterminated quoted parameter value"));
                 }
                 pos += 1; // closing quote
-                // Anything up to the next separator is appended (lenient).
+                          // Anything up to the next separator is appended (lenient).
                 while pos < bytes.len() && !matches!(bytes[pos], b',' | b';' | b':') {
                     value.push(bytes[pos]);
                     pos += 1;
@@ -491,9 +498,8 @@ fn decode_value(line: RawLine, legacy: bool) -> Result<Property, ItemError> {
                 )));
             }
         };
-        let text = decode_charset(&bytes, charset.as_deref(), legacy).map_err(|e| {
-            ItemError::Malformed(format!("line {number}: {name}: {e}"))
-        })?;
+        let text = decode_charset(&bytes, charset.as_deref(), legacy)
+            .map_err(|e| ItemError::Malformed(format!("line {number}: {name}: {e}")))?;
         if legacy {
             legacy_to_canonical(&text, is_list_property(&name))
         } else {
@@ -774,8 +780,16 @@ fn write_prop_30(out: &mut String, p: &OutProp) {
     }
     let value = match &p.value {
         OutValue::Text(t) => escape_text(t),
-        OutValue::Structured(parts) => parts.iter().map(|s| escape_text(s)).collect::<Vec<_>>().join(";"),
-        OutValue::List(items) => items.iter().map(|s| escape_text(s)).collect::<Vec<_>>().join(","),
+        OutValue::Structured(parts) => parts
+            .iter()
+            .map(|s| escape_text(s))
+            .collect::<Vec<_>>()
+            .join(";"),
+        OutValue::List(items) => items
+            .iter()
+            .map(|s| escape_text(s))
+            .collect::<Vec<_>>()
+            .join(","),
         OutValue::Canonical(v) | OutValue::Verbatim(v) => v.replace(['\r', '\n'], ""),
         OutValue::Binary(data) => base64_encode(data),
         OutValue::Base64(b) => b.clone(),
@@ -858,7 +872,11 @@ fn write_prop_21(out: &mut String, p: &OutProp) {
     }
     let value = match &p.value {
         OutValue::Text(t) => escape_21(t),
-        OutValue::Structured(parts) => parts.iter().map(|s| escape_21(s)).collect::<Vec<_>>().join(";"),
+        OutValue::Structured(parts) => parts
+            .iter()
+            .map(|s| escape_21(s))
+            .collect::<Vec<_>>()
+            .join(";"),
         OutValue::List(items) => items
             .iter()
             .map(|s| escape_21(s).replace(',', "\\,"))
@@ -907,7 +925,11 @@ fn qp_encode_into(out: &mut String, prefix: &str, data: &[u8]) {
     out.push_str(prefix);
     for (i, &b) in data.iter().enumerate() {
         let last = i + 1 == data.len();
-        let encoded_len = if b.is_ascii_graphic() && b != b'=' { 1 } else { 3 };
+        let encoded_len = if b.is_ascii_graphic() && b != b'=' {
+            1
+        } else {
+            3
+        };
         // Keep room for the soft-break '='.
         if line_len + encoded_len > FOLD - 1 {
             out.push_str("=\r\n");
@@ -962,7 +984,11 @@ mod tests {
     fn qp_lines_are_short() {
         let long = "é".repeat(100);
         let mut out = String::new();
-        qp_encode_into(&mut out, "NOTE;ENCODING=QUOTED-PRINTABLE;CHARSET=UTF-8:", long.as_bytes());
+        qp_encode_into(
+            &mut out,
+            "NOTE;ENCODING=QUOTED-PRINTABLE;CHARSET=UTF-8:",
+            long.as_bytes(),
+        );
         for l in out.split("\r\n") {
             assert!(l.len() <= FOLD, "{} > 75: {l}", l.len());
         }
@@ -973,7 +999,11 @@ mod tests {
 
     #[test]
     fn fold_never_splits_characters() {
-        for s in ["a".repeat(200), "漢".repeat(90), format!("x{}", "ж".repeat(120))] {
+        for s in [
+            "a".repeat(200),
+            "漢".repeat(90),
+            format!("x{}", "ж".repeat(120)),
+        ] {
             let mut out = String::new();
             fold_30(&mut out, &s);
             for l in out.split("\r\n") {
@@ -991,7 +1021,10 @@ mod tests {
             WireFormat::VCard21,
         )
         .unwrap();
-        assert_eq!(card.props[0].params, vec![Param::new("TYPE", &["CELL"]), Param::new("TYPE", &["PREF"])]);
+        assert_eq!(
+            card.props[0].params,
+            vec![Param::new("TYPE", &["CELL"]), Param::new("TYPE", &["PREF"])]
+        );
         // "UTF-8" as a bare parameter is taken as a type, harmlessly.
         assert_eq!(card.props[1].value, "x");
     }
@@ -1029,14 +1062,21 @@ mod tests {
             b"BEGIN:VCARD\r\nF\xc3\xa9N:x\r\nEND:VCARD\r\n",
         ];
         for c in cases {
-            assert!(parse(c, WireFormat::VCard30).is_err(), "{:?}", String::from_utf8_lossy(c));
+            assert!(
+                parse(c, WireFormat::VCard30).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(c)
+            );
         }
     }
 
     #[test]
     fn legacy_8bit_falls_back_to_cp1252() {
-        let card = parse(b"BEGIN:VCARD\r\nVERSION:2.1\r\nFN:J\xfcrgen \x80\r\nEND:VCARD\r\n", WireFormat::VCard21)
-            .unwrap();
+        let card = parse(
+            b"BEGIN:VCARD\r\nVERSION:2.1\r\nFN:J\xfcrgen \x80\r\nEND:VCARD\r\n",
+            WireFormat::VCard21,
+        )
+        .unwrap();
         assert_eq!(card.props[0].value, "Jürgen €");
     }
 }

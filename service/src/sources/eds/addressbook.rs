@@ -58,7 +58,11 @@ impl std::fmt::Debug for AddressBook {
 
 impl AddressBook {
     /// `OpenAddressBook(uid)` on the factory `factory`, then `Open()` on the result.
-    pub(crate) async fn open(conn: Connection, factory: String, info: EdsSourceInfo) -> Result<AddressBook, SourceError> {
+    pub(crate) async fn open(
+        conn: Connection,
+        factory: String,
+        info: EdsSourceInfo,
+    ) -> Result<AddressBook, SourceError> {
         let id = format!("eds:{}", info.uid);
         let opened = open_book(&conn, &factory, &info.uid)
             .await
@@ -94,8 +98,12 @@ impl AddressBook {
     /// Whether the bus name of the opened book is still owned by the process that
     /// opened it.
     async fn owner_unchanged(&self) -> bool {
-        let Ok(dbus) = DBusProxy::new(&self.conn).await else { return true };
-        let Ok(name) = BusName::try_from(self.opened.bus_name.as_str()) else { return true };
+        let Ok(dbus) = DBusProxy::new(&self.conn).await else {
+            return true;
+        };
+        let Ok(name) = BusName::try_from(self.opened.bus_name.as_str()) else {
+            return true;
+        };
         match dbus.get_name_owner(name).await {
             Ok(owner) => owner.as_str() == self.opened.owner,
             Err(_) => false, // NameHasNoOwner: the factory is gone
@@ -177,14 +185,19 @@ async fn open_book(conn: &Connection, factory: &str, uid: &str) -> zbus::Result<
 fn raw_uid(vcard: &str) -> Option<String> {
     vcard.lines().find_map(|l| {
         let (name, value) = l.split_once(':')?;
-        name.trim().eq_ignore_ascii_case("UID").then(|| value.trim().to_string())
+        name.trim()
+            .eq_ignore_ascii_case("UID")
+            .then(|| value.trim().to_string())
     })
 }
 
 /// The path of a `file:` URI value.
 fn file_uri_path(p: &Property) -> Option<PathBuf> {
     let uri = p.text_value();
-    if !uri.get(..5).is_some_and(|s| s.eq_ignore_ascii_case("file:")) {
+    if !uri
+        .get(..5)
+        .is_some_and(|s| s.eq_ignore_ascii_case("file:"))
+    {
         return None;
     }
     url::Url::parse(uri.trim()).ok()?.to_file_path().ok()
@@ -203,7 +216,11 @@ async fn embed_file_images(c: &mut Contact) -> Result<(), String> {
     let mut kept = Vec::with_capacity(c.extra.len());
     for p in std::mem::take(&mut c.extra) {
         let is_image = p.name == "PHOTO" || p.name == "LOGO";
-        let path = if is_image && !p.is_binary() { file_uri_path(&p) } else { None };
+        let path = if is_image && !p.is_binary() {
+            file_uri_path(&p)
+        } else {
+            None
+        };
         let Some(path) = path else {
             kept.push(p);
             continue;
@@ -250,7 +267,8 @@ impl Source for AddressBook {
     }
 
     async fn revision(&mut self) -> Result<String, SourceError> {
-        self.call("reading Revision", |p| async move { p.revision().await }).await
+        self.call("reading Revision", |p| async move { p.revision().await })
+            .await
     }
 
     /// `GetContactList("")`: one reply with every vCard (≈425 bytes per contact without
@@ -259,7 +277,9 @@ impl Source for AddressBook {
     /// collected in full anyway (see the tests).
     async fn list(&mut self) -> Result<Vec<SourceItem>, SourceError> {
         let vcards = self
-            .call("listing contacts", |p| async move { p.get_contact_list(ALL).await })
+            .call("listing contacts", |p| async move {
+                p.get_contact_list(ALL).await
+            })
             .await?;
         let mut items = Vec::with_capacity(vcards.len());
         for v in vcards {
@@ -277,12 +297,18 @@ mod tests {
     fn eds_photo_file_names() {
         let p = std::path::Path::new("/x/photos/pas_id_1_photo-file0.image-2FPNG");
         assert_eq!(mime_from_eds_file_name(p).as_deref(), Some("image/png"));
-        assert_eq!(mime_from_eds_file_name(std::path::Path::new("/x/a.jpg")), None);
+        assert_eq!(
+            mime_from_eds_file_name(std::path::Path::new("/x/a.jpg")),
+            None
+        );
     }
 
     #[test]
     fn uid_of_broken_vcard() {
-        assert_eq!(raw_uid("BEGIN:VCARD\r\nuid:abc \r\nFOO").as_deref(), Some("abc"));
+        assert_eq!(
+            raw_uid("BEGIN:VCARD\r\nuid:abc \r\nFOO").as_deref(),
+            Some("abc")
+        );
         assert_eq!(raw_uid("junk"), None);
     }
 
@@ -301,8 +327,16 @@ mod tests {
         );
         let item = AddressBook::convert(vcard).await;
         assert_eq!(item.local_id, "x");
-        let Ok(Item::Contact(c)) = item.item else { panic!("{:?}", item.item) };
-        assert_eq!(c.photo, Some(Photo { data: png.clone(), mime: "image/png".into() }));
+        let Ok(Item::Contact(c)) = item.item else {
+            panic!("{:?}", item.item)
+        };
+        assert_eq!(
+            c.photo,
+            Some(Photo {
+                data: png.clone(),
+                mime: "image/png".into()
+            })
+        );
         assert_eq!(c.extra.len(), 1);
         assert_eq!(c.extra[0].name, "LOGO");
         assert!(c.extra[0].is_binary());
@@ -313,11 +347,14 @@ mod tests {
         assert!(item.item.unwrap_err().contains("/nonexistent/p.png"));
 
         let http = "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:z\r\nPHOTO;VALUE=uri:http://example.org/p.png\r\nEND:VCARD";
-        let Ok(Item::Contact(c)) = AddressBook::convert(http.to_string()).await.item else { panic!() };
+        let Ok(Item::Contact(c)) = AddressBook::convert(http.to_string()).await.item else {
+            panic!()
+        };
         assert!(c.photo.is_none());
         assert_eq!(c.extra[0].value, "http://example.org/p.png");
 
-        let broken = AddressBook::convert("BEGIN:VCARD\r\nUID:b\r\nno colon\r\nEND:VCARD".into()).await;
+        let broken =
+            AddressBook::convert("BEGIN:VCARD\r\nUID:b\r\nno colon\r\nEND:VCARD".into()).await;
         assert_eq!(broken.local_id, "b");
         assert!(broken.item.is_err());
     }

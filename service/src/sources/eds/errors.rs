@@ -18,7 +18,9 @@ pub(crate) fn unmapped_gerror(name: &str) -> Option<(String, i32)> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'_' {
-            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
             if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                 out.push(b);
                 i += 3;
@@ -78,7 +80,10 @@ pub(crate) fn code_name(quark: &str, code: i32) -> Option<&'static str> {
         "e-cal-client-error-quark" => CAL,
         _ => return None,
     };
-    usize::try_from(code).ok().and_then(|i| table.get(i)).copied()
+    usize::try_from(code)
+        .ok()
+        .and_then(|i| table.get(i))
+        .copied()
 }
 
 /// D-Bus errors that mean "the object or its owner is gone": reopening may help.
@@ -103,7 +108,9 @@ fn error_name(e: &zbus::Error) -> Option<String> {
 /// True if `e` says the opened book no longer exists (factory restarted, backend
 /// closed): the caller should reopen and retry once.
 pub(crate) fn is_object_gone(e: &zbus::Error) -> bool {
-    let Some(name) = error_name(e) else { return false };
+    let Some(name) = error_name(e) else {
+        return false;
+    };
     if GONE.contains(&name.as_str()) {
         return true;
     }
@@ -114,10 +121,14 @@ pub(crate) fn is_object_gone(e: &zbus::Error) -> bool {
 /// Maps a failed call of `what` on store `store` to a readable [`SourceError`].
 pub(crate) fn map_error(store: &str, service: &str, what: &str, e: zbus::Error) -> SourceError {
     let (name, message) = match &e {
-        zbus::Error::MethodError(name, msg, _) => (name.to_string(), msg.clone().unwrap_or_default()),
+        zbus::Error::MethodError(name, msg, _) => {
+            (name.to_string(), msg.clone().unwrap_or_default())
+        }
         zbus::Error::FDO(fdo) => (
             zbus::DBusError::name(&**fdo).to_string(),
-            zbus::DBusError::description(&**fdo).unwrap_or_default().to_string(),
+            zbus::DBusError::description(&**fdo)
+                .unwrap_or_default()
+                .to_string(),
         ),
         _ => return SourceError::DBus(e),
     };
@@ -132,7 +143,9 @@ pub(crate) fn map_error(store: &str, service: &str, what: &str, e: zbus::Error) 
     }
     let detail = match unmapped_gerror(&name) {
         Some((quark, code)) => {
-            let symbol = code_name(&quark, code).map(|s| format!(" {s}")).unwrap_or_default();
+            let symbol = code_name(&quark, code)
+                .map(|s| format!(" {s}"))
+                .unwrap_or_default();
             format!("{what} failed: {message} ({quark} {code}{symbol})")
         }
         None => format!("{what} failed: {message} ({name})"),
@@ -150,7 +163,9 @@ mod tests {
     #[test]
     fn parses_unmapped_names() {
         assert_eq!(
-            unmapped_gerror("org.gtk.GDBus.UnmappedGError.Quark._e_2dclient_2derror_2dquark.Code20"),
+            unmapped_gerror(
+                "org.gtk.GDBus.UnmappedGError.Quark._e_2dclient_2derror_2dquark.Code20"
+            ),
             Some(("e-client-error-quark".into(), 20))
         );
         assert_eq!(
@@ -158,9 +173,15 @@ mod tests {
             Some(("e-book-backend-sqlite-error-quark".into(), 2))
         );
         assert_eq!(unmapped_gerror("org.freedesktop.DBus.Error.Failed"), None);
-        assert_eq!(unmapped_gerror("org.gtk.GDBus.UnmappedGError.Quark._x.Codeabc"), None);
+        assert_eq!(
+            unmapped_gerror("org.gtk.GDBus.UnmappedGError.Quark._x.Codeabc"),
+            None
+        );
         assert_eq!(code_name("e-client-error-quark", 20), Some("NOT_OPENED"));
-        assert_eq!(code_name("e-book-client-error-quark", 1), Some("CONTACT_NOT_FOUND"));
+        assert_eq!(
+            code_name("e-book-client-error-quark", 1),
+            Some("CONTACT_NOT_FOUND")
+        );
         assert_eq!(code_name("e-book-client-error-quark", 99), None);
         assert_eq!(code_name("g-io-error-quark", 1), None);
     }

@@ -47,10 +47,13 @@ impl Eds {
     ///
     /// Fails with [`SourceError::Unavailable`] if the registry cannot be reached.
     pub async fn new(conn: Connection) -> Result<Eds, SourceError> {
-        let services = registry::discover_services(&conn).await.map_err(|e| SourceError::Unavailable {
-            service: "evolution-data-server".into(),
-            detail: format!("cannot list the bus names: {e}"),
-        })?;
+        let services =
+            registry::discover_services(&conn)
+                .await
+                .map_err(|e| SourceError::Unavailable {
+                    service: "evolution-data-server".into(),
+                    detail: format!("cannot list the bus names: {e}"),
+                })?;
         let Some(sources) = services.sources.clone() else {
             return Err(SourceError::Unavailable {
                 service: format!("{}Sources", registry::DS),
@@ -84,7 +87,10 @@ impl Eds {
     }
 
     /// Opens an address book (`OpenAddressBook` + `Open`).
-    pub async fn open_address_book(&self, info: &EdsSourceInfo) -> Result<AddressBook, SourceError> {
+    pub async fn open_address_book(
+        &self,
+        info: &EdsSourceInfo,
+    ) -> Result<AddressBook, SourceError> {
         let Some(factory) = self.services.address_book.clone() else {
             return Err(SourceError::Unavailable {
                 service: format!("{}AddressBook", registry::DS),

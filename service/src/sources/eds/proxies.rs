@@ -18,7 +18,10 @@ pub trait AddressBookFactory {
 }
 
 /// An opened address book.
-#[zbus::proxy(interface = "org.gnome.evolution.dataserver.AddressBook", gen_blocking = false)]
+#[zbus::proxy(
+    interface = "org.gnome.evolution.dataserver.AddressBook",
+    gen_blocking = false
+)]
 pub trait AddressBook {
     /// Must be called after `OpenAddressBook`; returns name/value pairs.
     fn open(&self) -> zbus::Result<Vec<String>>;
@@ -30,7 +33,12 @@ pub trait AddressBook {
     fn create_contacts(&self, vcards: &[&str], opflags: u32) -> zbus::Result<Vec<String>>;
     fn modify_contacts(&self, vcards: &[&str], opflags: u32) -> zbus::Result<()>;
     fn remove_contacts(&self, uids: &[&str], opflags: u32) -> zbus::Result<()>;
-    fn get_cursor(&self, query: &str, sort_keys: &[&str], sort_types: &[&str]) -> zbus::Result<OwnedObjectPath>;
+    fn get_cursor(
+        &self,
+        query: &str,
+        sort_keys: &[&str],
+        sort_types: &[&str],
+    ) -> zbus::Result<OwnedObjectPath>;
 
     #[zbus(property)]
     fn revision(&self) -> zbus::Result<String>;
@@ -39,7 +47,10 @@ pub trait AddressBook {
 }
 
 /// A cursor over an opened address book (`GetCursor`).
-#[zbus::proxy(interface = "org.gnome.evolution.dataserver.AddressBookCursor", gen_blocking = false)]
+#[zbus::proxy(
+    interface = "org.gnome.evolution.dataserver.AddressBookCursor",
+    gen_blocking = false
+)]
 pub trait AddressBookCursor {
     /// flags: 1 = MOVE, 2 = FETCH; origin: 0 = CURRENT, 1 = BEGIN, 2 = END.
     /// Returns `(n_results, vcards, new_total, new_position)`.

@@ -30,13 +30,19 @@ pub struct EdsServices {
 pub fn pick_services<'a>(names: impl IntoIterator<Item = &'a str>) -> EdsServices {
     let mut best: HashMap<&'static str, (u64, String)> = HashMap::new();
     for name in names {
-        let Some(rest) = name.strip_prefix(DS) else { continue };
+        let Some(rest) = name.strip_prefix(DS) else {
+            continue;
+        };
         for service in ["Sources", "AddressBook", "Calendar"] {
-            let Some(digits) = rest.strip_prefix(service) else { continue };
+            let Some(digits) = rest.strip_prefix(service) else {
+                continue;
+            };
             if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
                 continue;
             }
-            let Ok(version) = digits.parse::<u64>() else { continue };
+            let Ok(version) = digits.parse::<u64>() else {
+                continue;
+            };
             let entry = best.entry(service).or_insert((version, name.to_string()));
             if version > entry.0 {
                 *entry = (version, name.to_string());
@@ -54,8 +60,18 @@ pub fn pick_services<'a>(names: impl IntoIterator<Item = &'a str>) -> EdsService
 /// Lists the bus's names and activatable names and picks the EDS services from them.
 pub async fn discover_services(conn: &Connection) -> zbus::Result<EdsServices> {
     let dbus = DBusProxy::new(conn).await?;
-    let mut names: Vec<String> = dbus.list_names().await?.into_iter().map(|n| n.to_string()).collect();
-    names.extend(dbus.list_activatable_names().await?.into_iter().map(|n| n.to_string()));
+    let mut names: Vec<String> = dbus
+        .list_names()
+        .await?
+        .into_iter()
+        .map(|n| n.to_string())
+        .collect();
+    names.extend(
+        dbus.list_activatable_names()
+            .await?
+            .into_iter()
+            .map(|n| n.to_string()),
+    );
     Ok(pick_services(names.iter().map(String::as_str)))
 }
 
@@ -82,12 +98,17 @@ pub(crate) fn parse_key_file(text: &str) -> KeyFile {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        if let Some(g) = line.strip_prefix('[').and_then(|l| l.trim_end().strip_suffix(']')) {
+        if let Some(g) = line
+            .strip_prefix('[')
+            .and_then(|l| l.trim_end().strip_suffix(']'))
+        {
             group = Some(g.to_string());
             out.entry(g.to_string()).or_default();
             continue;
         }
-        let (Some(g), Some((key, value))) = (&group, line.split_once('=')) else { continue };
+        let (Some(g), Some((key, value))) = (&group, line.split_once('=')) else {
+            continue;
+        };
         let key = key.trim();
         if key.contains('[') {
             continue;
@@ -144,14 +165,20 @@ pub(crate) fn address_books_from(sources: &[(String, String)]) -> Vec<EdsSourceI
         let mut seen = HashSet::new();
         let mut current = uid;
         loop {
-            let Some(kf) = parsed.get(current) else { return true };
+            let Some(kf) = parsed.get(current) else {
+                return true;
+            };
             if !key_bool(kf, "Data Source", "Enabled", true) {
                 return false;
             }
             if !seen.insert(current) {
                 return true; // a cycle: nothing disabled on it
             }
-            match kf.get("Data Source").and_then(|g| g.get("Parent")).map(|p| p.trim()) {
+            match kf
+                .get("Data Source")
+                .and_then(|g| g.get("Parent"))
+                .map(|p| p.trim())
+            {
                 Some(parent) if !parent.is_empty() => current = parent,
                 _ => return true,
             }
@@ -180,14 +207,21 @@ pub(crate) fn address_books_from(sources: &[(String, String)]) -> Vec<EdsSourceI
     books.sort_by(|a, b| {
         (a.uid != SYSTEM_ADDRESS_BOOK)
             .cmp(&(b.uid != SYSTEM_ADDRESS_BOOK))
-            .then_with(|| a.display_name.to_lowercase().cmp(&b.display_name.to_lowercase()))
+            .then_with(|| {
+                a.display_name
+                    .to_lowercase()
+                    .cmp(&b.display_name.to_lowercase())
+            })
             .then_with(|| a.uid.cmp(&b.uid))
     });
     books
 }
 
 /// Every source's `(UID, Data)` from the registry's `GetManagedObjects`.
-pub(crate) async fn all_sources(conn: &Connection, sources_name: &str) -> zbus::Result<Vec<(String, String)>> {
+pub(crate) async fn all_sources(
+    conn: &Connection,
+    sources_name: &str,
+) -> zbus::Result<Vec<(String, String)>> {
     let om = ObjectManagerProxy::builder(conn)
         .destination(sources_name.to_string())?
         .path(SOURCE_MANAGER_PATH)?
@@ -196,10 +230,19 @@ pub(crate) async fn all_sources(conn: &Connection, sources_name: &str) -> zbus::
     let objects = om.get_managed_objects().await?;
     let mut out = Vec::new();
     for (_path, ifaces) in objects {
-        let Some(props) = ifaces.iter().find(|(name, _)| name.as_str() == SOURCE_IFACE).map(|(_, p)| p) else {
+        let Some(props) = ifaces
+            .iter()
+            .find(|(name, _)| name.as_str() == SOURCE_IFACE)
+            .map(|(_, p)| p)
+        else {
             continue;
         };
-        let get = |key: &str| props.get(key).and_then(|v| <&str>::try_from(&**v).ok()).map(str::to_string);
+        let get = |key: &str| {
+            props
+                .get(key)
+                .and_then(|v| <&str>::try_from(&**v).ok())
+                .map(str::to_string)
+        };
         if let (Some(uid), Some(data)) = (get("UID"), get("Data")) {
             out.push((uid, data));
         }
@@ -225,10 +268,22 @@ mod tests {
             "org.gnome.evolution.dataserver.UserPrompter0",
             ":1.42",
         ]);
-        assert_eq!(s.sources.as_deref(), Some("org.gnome.evolution.dataserver.Sources12"));
-        assert_eq!(s.address_book.as_deref(), Some("org.gnome.evolution.dataserver.AddressBook10"));
-        assert_eq!(s.calendar.as_deref(), Some("org.gnome.evolution.dataserver.Calendar8"));
-        assert_eq!(pick_services(["org.freedesktop.DBus"]), EdsServices::default());
+        assert_eq!(
+            s.sources.as_deref(),
+            Some("org.gnome.evolution.dataserver.Sources12")
+        );
+        assert_eq!(
+            s.address_book.as_deref(),
+            Some("org.gnome.evolution.dataserver.AddressBook10")
+        );
+        assert_eq!(
+            s.calendar.as_deref(),
+            Some("org.gnome.evolution.dataserver.Calendar8")
+        );
+        assert_eq!(
+            pick_services(["org.freedesktop.DBus"]),
+            EdsServices::default()
+        );
     }
 
     #[test]
@@ -241,14 +296,35 @@ mod tests {
             d
         };
         let sources = vec![
-            ("local-stub".to_string(), src("On This Computer", true, "", None)),
-            ("zz".to_string(), src("Alpha\\sbook", true, "local-stub", Some("local"))),
-            ("system-address-book".to_string(), src("Personal", true, "local-stub", Some("local"))),
+            (
+                "local-stub".to_string(),
+                src("On This Computer", true, "", None),
+            ),
+            (
+                "zz".to_string(),
+                src("Alpha\\sbook", true, "local-stub", Some("local")),
+            ),
+            (
+                "system-address-book".to_string(),
+                src("Personal", true, "local-stub", Some("local")),
+            ),
             ("coll".to_string(), src("Account", false, "", None)),
-            ("dav".to_string(), src("Work", true, "coll", Some("carddav"))),
-            ("off".to_string(), src("Off", false, "local-stub", Some("local"))),
-            ("cal".to_string(), "[Data Source]\nDisplayName=Cal\n[Calendar]\nBackendName=local\n".to_string()),
-            ("orphan".to_string(), src("Orphan", true, "missing-parent", Some("ldap"))),
+            (
+                "dav".to_string(),
+                src("Work", true, "coll", Some("carddav")),
+            ),
+            (
+                "off".to_string(),
+                src("Off", false, "local-stub", Some("local")),
+            ),
+            (
+                "cal".to_string(),
+                "[Data Source]\nDisplayName=Cal\n[Calendar]\nBackendName=local\n".to_string(),
+            ),
+            (
+                "orphan".to_string(),
+                src("Orphan", true, "missing-parent", Some("ldap")),
+            ),
         ];
         let books = address_books_from(&sources);
         let uids: Vec<&str> = books.iter().map(|b| b.uid.as_str()).collect();

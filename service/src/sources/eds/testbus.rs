@@ -45,12 +45,17 @@ impl TestBus {
         let mut copied = 0;
         for entry in std::fs::read_dir(SERVICE_DIR).expect("D-Bus service directory") {
             let path = entry.expect("service dir entry").path();
-            let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
             let wanted = ["Sources", "AddressBook", "Calendar"]
                 .iter()
                 .any(|s| name.starts_with(&format!("org.gnome.evolution.dataserver.{s}")));
             if wanted && name.ends_with(".service") {
-                std::fs::copy(&path, root.join("services").join(&name)).expect("copy .service file");
+                std::fs::copy(&path, root.join("services").join(&name))
+                    .expect("copy .service file");
                 copied += 1;
             }
         }
@@ -89,7 +94,10 @@ impl TestBus {
             .arg("--nofork")
             .arg(format!("--config-file={}", root.join("bus.conf").display()))
             .env_clear()
-            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
             .env("HOME", d("home"))
             .env("XDG_CONFIG_HOME", d("config"))
             .env("XDG_DATA_HOME", d("data"))
@@ -102,7 +110,10 @@ impl TestBus {
             .env("GIO_USE_VFS", "local")
             .env("GIO_USE_VOLUME_MONITOR", "unix")
             .env("NO_AT_BRIDGE", "1")
-            .env("DBUS_SYSTEM_BUS_ADDRESS", format!("unix:path={}", d("runtime/no-system-bus")))
+            .env(
+                "DBUS_SYSTEM_BUS_ADDRESS",
+                format!("unix:path={}", d("runtime/no-system-bus")),
+            )
             .env(MARKER, root.display().to_string())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
@@ -119,7 +130,11 @@ impl TestBus {
             if let Some(Ok(Some(status))) = bus.daemon.as_mut().map(|c| c.try_wait()) {
                 panic!("dbus-daemon exited ({status}), see {}", bus.log().display());
             }
-            assert!(Instant::now() < deadline, "dbus-daemon did not create {}", socket.display());
+            assert!(
+                Instant::now() < deadline,
+                "dbus-daemon did not create {}",
+                socket.display()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         Some(bus)
@@ -152,7 +167,9 @@ impl TestBus {
     fn marked_pids(&self) -> Vec<u32> {
         let needle = format!("{MARKER}={}", self.dir.path().display());
         let me = std::process::id();
-        let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
         entries
             .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
             .filter(|&pid| pid != me)

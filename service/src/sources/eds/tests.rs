@@ -46,11 +46,14 @@ fn seed_vcard(i: usize) -> String {
         0 => lines.extend(["N:王;伟;;;".into(), format!("FN:王伟 {i}")]),
         1 => lines.extend(["N:Иванов;Пётр;;;".into(), format!("FN:Пётр Иванов {i}")]),
         2 => lines.extend(["N:الحسن;علي;;;".into(), format!("FN:علي الحسن {i}")]),
-        _ => lines.extend(["N:Müller;Jürgen;Maria;Dr.;".into(), format!("FN:Dr. Jürgen Müller {i}")]),
+        _ => lines.extend([
+            "N:Müller;Jürgen;Maria;Dr.;".into(),
+            format!("FN:Dr. Jürgen Müller {i}"),
+        ]),
     }
     lines.push(format!("TEL;TYPE=CELL:+49 170 {i:07}"));
     lines.push(format!("EMAIL;TYPE=HOME:user{i}@example.org"));
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         lines.push("ADR;TYPE=HOME:;;Hauptstraße 1;Berlin;;10115;Germany".into());
         lines.push("NOTE:Line one\\nline two\\, with comma\\; and semicolon".into());
         lines.push("CATEGORIES:Family,VIP".into());
@@ -69,7 +72,11 @@ async fn seed(book: &AddressBookProxy<'_>, vcards: &[String]) -> Vec<String> {
 }
 
 fn contact(item: &SourceItem) -> &crate::item::Contact {
-    match item.item.as_ref().unwrap_or_else(|e| panic!("{}: {e}", item.local_id)) {
+    match item
+        .item
+        .as_ref()
+        .unwrap_or_else(|e| panic!("{}: {e}", item.local_id))
+    {
         Item::Contact(c) => c,
     }
 }
@@ -79,7 +86,10 @@ async fn lists_converted_contacts_with_photos() {
     let Some(bus) = TestBus::start() else { return };
     let conn = bus.connect().await;
     let eds = Eds::new(conn.clone()).await.expect("EDS on the test bus");
-    assert_eq!(eds.services().address_book.as_deref(), Some("org.gnome.evolution.dataserver.AddressBook10"));
+    assert_eq!(
+        eds.services().address_book.as_deref(),
+        Some("org.gnome.evolution.dataserver.AddressBook10")
+    );
     let books = eds.address_books().await.unwrap();
     assert_eq!(books[0].uid, SYSTEM_ADDRESS_BOOK, "{books:?}");
     assert_eq!(books[0].backend, "local");
@@ -111,21 +121,42 @@ async fn lists_converted_contacts_with_photos() {
     let c = contact(photo_item);
     let photo = c.photo.as_ref().expect("photo re-embedded");
     assert_eq!(photo.mime, "image/png");
-    assert_eq!(photo.data, base64::engine::general_purpose::STANDARD.decode(TINY_PNG).unwrap());
+    assert_eq!(
+        photo.data,
+        base64::engine::general_purpose::STANDARD
+            .decode(TINY_PNG)
+            .unwrap()
+    );
     assert!(c.extra.iter().all(|p| p.name != "PHOTO"));
-    let wire = String::from_utf8(photo_item.item.as_ref().unwrap().to_wire(WireFormat::VCard30)).unwrap();
+    let wire = String::from_utf8(
+        photo_item
+            .item
+            .as_ref()
+            .unwrap()
+            .to_wire(WireFormat::VCard30),
+    )
+    .unwrap();
     assert!(wire.contains("PHOTO;ENCODING=b;TYPE=PNG:iVBOR"), "{wire}");
     assert!(wire.contains("X-CUSTOM-FIELD:keep me\r\n"), "{wire}");
 
     for item in &items {
         let c = contact(item);
-        let wire = String::from_utf8(item.item.as_ref().unwrap().to_wire(WireFormat::VCard30)).unwrap();
+        let wire =
+            String::from_utf8(item.item.as_ref().unwrap().to_wire(WireFormat::VCard30)).unwrap();
         assert!(!wire.contains("X-EVOLUTION"), "{wire}");
         assert!(c.rev.is_some());
         if item.local_id == "with-photo" {
             continue;
         }
-        let n: usize = c.formatted_name.as_deref().unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+        let n: usize = c
+            .formatted_name
+            .as_deref()
+            .unwrap()
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
         let original = Item::from_wire(vcards[n].as_bytes(), WireFormat::VCard30).unwrap();
         let Item::Contact(o) = original;
         assert_eq!(c.name, o.name);
@@ -148,7 +179,11 @@ async fn revision_changes_after_modify_and_photo_file_loss_is_per_item() {
     let mut book = eds.open_address_book(&info).await.unwrap();
     let rev1 = book.revision().await.unwrap();
     assert!(!rev1.is_empty());
-    assert_eq!(book.revision().await.unwrap(), rev1, "stable without changes");
+    assert_eq!(
+        book.revision().await.unwrap(),
+        rev1,
+        "stable without changes"
+    );
 
     raw.create_contacts(
         &[&format!("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:m-1\r\nFN:Before\r\nPHOTO;ENCODING=b;TYPE=PNG:{TINY_PNG}\r\nEND:VCARD\r\n")],
@@ -170,7 +205,12 @@ async fn revision_changes_after_modify_and_photo_file_loss_is_per_item() {
     // Remove the photo file behind EDS's back: that one item fails, the rest lists.
     let stored = raw.get_contact("m-1").await.unwrap();
     let card = crate::item::vcard::parse(stored.as_bytes(), WireFormat::VCard30).unwrap();
-    let uri = card.props.iter().find(|p| p.name == "PHOTO").expect("photo uri").text_value();
+    let uri = card
+        .props
+        .iter()
+        .find(|p| p.name == "PHOTO")
+        .expect("photo uri")
+        .text_value();
     let path = url::Url::parse(&uri).unwrap().to_file_path().unwrap();
     assert!(path.starts_with(bus.data_dir()), "{}", path.display());
     std::fs::remove_file(&path).unwrap();
@@ -185,7 +225,9 @@ async fn revision_changes_after_modify_and_photo_file_loss_is_per_item() {
 /// The PID of the process owning `name`.
 async fn owner_pid(conn: &zbus::Connection, name: &str) -> u32 {
     let dbus = DBusProxy::new(conn).await.unwrap();
-    dbus.get_connection_unix_process_id(BusName::try_from(name).unwrap().into()).await.unwrap()
+    dbus.get_connection_unix_process_id(BusName::try_from(name).unwrap())
+        .await
+        .unwrap()
 }
 
 fn wait_gone(pid: u32) {
@@ -219,11 +261,19 @@ async fn reopens_after_the_factory_is_killed_or_the_book_closed() {
 
     // 1. Kill the factory between calls.
     let pid = owner_pid(&conn, &factory).await;
-    let status = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .arg("-KILL")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
     assert!(status.success());
     wait_gone(pid);
     let t = Instant::now();
-    assert_eq!(book.revision().await.unwrap(), rev, "revision survives a factory restart");
+    assert_eq!(
+        book.revision().await.unwrap(),
+        rev,
+        "revision survives a factory restart"
+    );
     eprintln!("reopen after kill + Revision: {:?}", t.elapsed());
     assert_eq!(book.list().await.unwrap().len(), 5);
     let new_pid = owner_pid(&conn, &factory).await;
@@ -231,7 +281,11 @@ async fn reopens_after_the_factory_is_killed_or_the_book_closed() {
     assert_ne!(book.proxy().inner().path().to_string(), path_before);
 
     // 2. Kill it again and call list() first (not revision()).
-    std::process::Command::new("kill").arg("-KILL").arg(new_pid.to_string()).status().unwrap();
+    std::process::Command::new("kill")
+        .arg("-KILL")
+        .arg(new_pid.to_string())
+        .status()
+        .unwrap();
     wait_gone(new_pid);
     assert_eq!(book.list().await.unwrap().len(), 5);
 
@@ -254,7 +308,10 @@ async fn errors_are_mapped() {
     let err = eds.open_address_book(&bogus).await.unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, SourceError::Store { .. }), "{err:?}");
-    assert!(text.starts_with("eds:no-such-source: opening the address book failed:"), "{text}");
+    assert!(
+        text.starts_with("eds:no-such-source: opening the address book failed:"),
+        "{text}"
+    );
     assert!(text.contains("g-io-error-quark 1"), "{text}");
     drop(bus);
 
@@ -265,7 +322,12 @@ async fn errors_are_mapped() {
     }
     let conn = bus.connect().await;
     // The daemon reads its service dir on demand; ask it to reload to be sure.
-    DBusProxy::new(&conn).await.unwrap().reload_config().await.unwrap();
+    DBusProxy::new(&conn)
+        .await
+        .unwrap()
+        .reload_config()
+        .await
+        .unwrap();
     let err = Eds::new(conn).await.unwrap_err();
     assert!(matches!(err, SourceError::Unavailable { .. }), "{err:?}");
 }
@@ -296,7 +358,11 @@ async fn measure(mode: &str) {
             let rev = book.revision().await.unwrap();
             let path = book
                 .proxy()
-                .get_cursor("", &["family_name", "given_name"], &["ascending", "ascending"])
+                .get_cursor(
+                    "",
+                    &["family_name", "given_name"],
+                    &["ascending", "ascending"],
+                )
                 .await
                 .unwrap();
             let cursor = AddressBookCursorProxy::builder(&conn)
@@ -337,7 +403,15 @@ fn rss_kb(key: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix(key)?.trim_start_matches(':').trim().strip_suffix("kB")?.trim().parse().ok())
+        .find_map(|l| {
+            l.strip_prefix(key)?
+                .trim_start_matches(':')
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
         .unwrap_or(0)
 }
 
