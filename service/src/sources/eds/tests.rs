@@ -233,7 +233,7 @@ async fn owner_pid(conn: &zbus::Connection, name: &str) -> u32 {
 fn wait_gone(pid: u32) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::path::Path::new(&format!("/proc/{pid}")).exists() {
-        // A zombie (our child? no: the bus's) disappears once reaped; stat shows Z.
+        // A killed factory may linger as a zombie until dbus-daemon reaps it.
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         if stat.split_whitespace().nth(2) == Some("Z") {
             return;
