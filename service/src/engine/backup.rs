@@ -128,8 +128,7 @@ impl Engine {
                 Ok(Some(run)) => runs.push(run),
                 Ok(None) => {
                     // Nothing changed since the last good session: no item read, no network.
-                    let other = self.with_store(|s| s.class_state(&name, class))?.map_or(0, |s| s.server_other_items);
-                    cr.server_other_items = other;
+                    // (Items only the server holds are reported by the session that found them.)
                     cr.settle();
                     report.classes.insert(class.to_string(), cr);
                 }
@@ -436,6 +435,7 @@ impl Engine {
             }
         }
         let all_confirmed = run.report.failed == 0 && run.complete_listing;
+        let previous_other = self.with_store(|s| s.class_state(account_name, run.class))?.map_or(0, |s| s.server_other_items);
         let commit = SessionCommit {
             server_url: account.server_url.clone(),
             remote_uri: run.settings.remote_uri.clone(),
@@ -446,7 +446,9 @@ impl Engine {
             upserts,
             removals,
             next_luid: run.plan.next_luid,
-            server_other_items: run.server_other_items,
+            // A slow sync counts the server's other items afresh; other sessions cannot see
+            // them, so the count found earlier is kept until the user decides about them.
+            server_other_items: if run.sent_all { run.server_other_items } else { previous_other + run.server_other_items },
             id_maps: std::mem::take(&mut run.id_maps),
         };
         self.with_store(|s| s.commit_session(account_name, run.class, &commit))?;
