@@ -31,6 +31,25 @@ pub enum SourceError {
     DBus(#[from] zbus::Error),
 }
 
+/// A change to write into a store (restore).
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    /// Create the item; the store may keep the item's UID (EDS does) or assign one.
+    Add(Item),
+    /// Replace the whole item `local_id`.
+    Replace { local_id: String, item: Item },
+    Delete { local_id: String },
+}
+
+/// The outcome of one [`WriteOp`], in the order given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteResult {
+    /// The item's local id after the write (for `Add`: the one the store assigned).
+    pub local_id: Option<String>,
+    /// Why the op failed; `None` = done.
+    pub error: Option<String>,
+}
+
 /// A store of one data class on the phone.
 #[async_trait]
 pub trait Source: Send {
@@ -45,6 +64,16 @@ pub trait Source: Send {
     async fn revision(&mut self) -> Result<String, SourceError>;
     /// Every item of the store, in the common item model.
     async fn list(&mut self) -> Result<Vec<SourceItem>, SourceError>;
+    /// Whether items can be written into the store (restore).
+    fn writable(&self) -> bool {
+        false
+    }
+    /// Write `ops` into the store. One result per op, in order; a failing op does not stop
+    /// the others. `Err` only when the store as a whole cannot be written.
+    async fn write(&mut self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, SourceError> {
+        let _ = ops;
+        Err(SourceError::Store { store: self.id().to_string(), detail: "this store cannot be written".into() })
+    }
 }
 
 /// Open every enabled store of `class` on this phone, on `conn` (a connection the caller keeps
