@@ -321,6 +321,53 @@ impl TestEnv {
             .collect()
     }
 
+    /// Problems (empty = none) between `expected` and the server's `contacts`
+    /// database, compared field by field (see [`vcard::compare`]). With
+    /// `exact`, the server must hold nothing else.
+    pub fn server_contact_problems(&self, expected: &[ContactSpec], exact: bool) -> Vec<String> {
+        let stored = self.server_contacts("contacts");
+        let exp: Vec<vcard::Contact> = expected.iter().map(|s| s.contact()).collect();
+        let mut problems = vcard::compare_sets(&exp, &stored);
+        if !exact {
+            problems.retain(|p| !p.contains("unexpected on the server"));
+        }
+        // photos: decoded bytes must be the PNG we generated
+        for spec in expected.iter().filter(|s| s.photo.is_some()) {
+            if let Some((name, c)) = stored.iter().find(|(_, c)| c.key().as_deref() == Some(spec.key())) {
+                let got = c.first("PHOTO").and_then(|p| p.binary());
+                if got.as_ref() != spec.photo.as_ref() {
+                    problems.push(format!(
+                        "{} (server item {name}): PHOTO bytes differ ({:?} bytes, expected {})",
+                        spec.key(),
+                        got.map(|g| g.len()),
+                        spec.photo.as_ref().unwrap().len()
+                    ));
+                }
+            }
+        }
+        problems
+    }
+
+    /// Panic with a readable list if the server's contacts differ from `expected`.
+    pub fn assert_server_contacts(&self, expected: &[ContactSpec], exact: bool) {
+        let problems = self.server_contact_problems(expected, exact);
+        if !problems.is_empty() {
+            let n = problems.len();
+            let shown: Vec<&String> = problems.iter().take(40).collect();
+            panic!(
+                "server contacts differ from the expected {} contacts ({} stored; {n} problems, first {}):\n{}\n\n\
+                 allowed rewrites (everything else must be equal):\n - {}\n\nserver items in {}\n{}",
+                expected.len(),
+                self.server().item_count("contacts"),
+                shown.len(),
+                shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n"),
+                vcard::ALLOWED_REWRITES.join("\n - "),
+                self.server().db_dir("contacts").display(),
+                self.daemon_log_tail()
+            );
+        }
+    }
+
     /// Every file under the daemon's state dirs and logs of `phone`, and the
     /// logs, checked for the passwords and base64("user:password") given to
     /// the daemon. Returns the findings (empty = no leak).
