@@ -7,6 +7,7 @@
 //! STEP:
 //!   slow     slow sync (Alert 201) of 3 vCards, sent as Replace (OMA DS slow sync)
 //!   slowadd  same, sent as Add
+//!   many     slow sync of 1000 vCards (split over several messages)
 //!   oneway   one-way-from-client (Alert 202): Replace luid 1, Delete luid 2
 //!   twoway   two-way (Alert 200), no local changes (receives server changes)
 //!   badauth  wrong password (expects AuthenticationFailed)
@@ -98,6 +99,7 @@ fn main() {
     let next_anchor = (counter + 1).to_string();
     let (mode, changes) = match step {
         "slow" => (SyncMode::Slow, (1..=3).map(|n| Change::Replace { luid: n.to_string(), data: vcard(n, "Mustermann") }).collect()),
+        "many" => (SyncMode::Slow, (1..=1000).map(|n| Change::Replace { luid: n.to_string(), data: vcard(n, "Vielfach") }).collect()),
         "slowadd" => (SyncMode::Slow, (1..=3).map(|n| Change::Add { luid: n.to_string(), data: vcard(n, "Mustermann") }).collect()),
         "oneway" => (
             SyncMode::OneWayFromClient,
