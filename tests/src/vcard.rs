@@ -641,6 +641,16 @@ impl ContactSpec {
         parse(&self.to_vcard(None)).expect("generated vCard parses")
     }
 
+    /// Append `suffix` to the family name (N and FN), e.g. to keep another
+    /// phone's contacts from matching these: in a slow sync, SyncEvolution's
+    /// server treats an incoming contact with the same name as a duplicate
+    /// and MERGES the two into one server item.
+    pub fn rename_family(&mut self, suffix: &str) {
+        let old = self.name[0].clone();
+        self.name[0] = format!("{old}{suffix}");
+        self.formatted = self.formatted.replacen(&old, &self.name[0], 1);
+    }
+
     /// A visible edit: new NOTE, one more TEL, changed ORG department.
     pub fn edit(&mut self, tag: &str) {
         self.note = Some(format!("Edited ({tag}); new note, line 1\nline 2 [#{}]", self.index));

@@ -117,7 +117,12 @@ async fn second_phone_with_same_account_keeps_first_phones_contacts() {
     env.assert_server_contacts(&first, true);
 
     let phone_b = env.new_phone("p2", &PhoneOptions::default()).await.unwrap();
-    let second = env.contacts_range(1000, 10);
+    // other names than phone A's contacts: in a slow sync the server merges
+    // an incoming contact into an existing one with the same name
+    let mut second = env.contacts_range(1000, 10);
+    for s in &mut second {
+        s.rename_family(" Zweitgerät");
+    }
     phone_b.seed(&second).await.unwrap();
     let sync_b = phone_b.sync1().await.unwrap();
     sync_b.set_account(&env.account()).await.expect("SetAccount on phone B");
@@ -138,6 +143,10 @@ async fn second_phone_with_same_account_keeps_first_phones_contacts() {
         env.server().clients()
     );
     assert_eq!(env.server().clients().len(), 2, "the phones must use different device IDs");
+    // phone B's own contacts were backed up
+    let c = o.report.class("contacts");
+    assert_eq!((c.added, c.replaced, c.deleted), (10, 0, 0), "{}", describe(&o));
+    env.assert_server_contacts(&first.iter().chain(&second).cloned().collect::<Vec<_>>(), true);
     env.assert_no_secrets_leaked(&env.phone);
     env.assert_no_secrets_leaked(&phone_b);
 }
