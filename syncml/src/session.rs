@@ -232,6 +232,7 @@ pub struct ClientItemResult {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // Finished carries the report by value on purpose (API).
 pub enum Event {
     /// POST `body` to `url` with HTTP Content-Type `content_type`, then call
     /// `receive()` with the response.
@@ -383,6 +384,7 @@ enum SentCmd {
 }
 
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 enum QueuedStatus {
     Ready(Status),
     /// Status for a server item, known once the driver answers.
@@ -730,8 +732,9 @@ impl ClientSession {
                     match s.data {
                         200 | 212 => self.send_cred = false,
                         401 | 407 => {
-                            if !self.auth_retried && s.chal.is_some() && self.stage == Stage::Init {
-                                if let Err(e) = self.prepare_auth_retry(s.chal.as_ref().expect("checked")) {
+                            let retry_chal = s.chal.as_ref().filter(|_| !self.auth_retried && self.stage == Stage::Init);
+                            if let Some(chal) = retry_chal {
+                                if let Err(e) = self.prepare_auth_retry(chal) {
                                     self.fail(e);
                                 } else {
                                     self.our_final_sent = false;

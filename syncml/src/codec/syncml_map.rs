@@ -70,7 +70,7 @@ pub fn command_from(el: &Element) -> Result<Command, DecodeError> {
             target_refs: el.children_named("TargetRef").map(|c| c.text.trim().to_string()).collect(),
             source_refs: el.children_named("SourceRef").map(|c| c.text.trim().to_string()).collect(),
             cred: el.child("Cred").map(cred_from).transpose()?,
-            chal: el.child("Chal").map(|c| chal_from(c)).transpose()?,
+            chal: el.child("Chal").map(chal_from).transpose()?,
             data: el.child("Data").ok_or_else(|| missing(el, "Data"))?.number()?,
             items: items_from(el)?,
         }),
