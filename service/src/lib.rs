@@ -9,6 +9,7 @@
 
 pub mod class;
 pub mod cli;
+pub mod daemon_args;
 pub mod dbus;
 pub mod engine;
 pub mod item;

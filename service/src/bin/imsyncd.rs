@@ -6,26 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Parser;
+use imsync::daemon_args::Args;
 use imsync::dbus::{self, Shared};
 use imsync::engine::{Engine, EngineOptions};
 use imsync::profile::{Secrets, Store};
-
-#[derive(Parser, Debug)]
-#[command(name = "imsyncd", version, about = "imsync service: backs up the phone's personal data over SyncML")]
-struct Args {
-    /// Exit after this many seconds without a call or a job (0: never).
-    #[arg(long, default_value_t = 120, env = "IMSYNC_IDLE_TIMEOUT")]
-    idle_timeout: u64,
-    /// Keep finished job objects on the bus this many seconds.
-    #[arg(long, default_value_t = 300, env = "IMSYNC_JOB_RETENTION")]
-    job_retention: u64,
-    /// Where the state database and the password fallback live (default: $XDG_DATA_HOME/imsync).
-    #[arg(long, env = "IMSYNC_STATE_DIR")]
-    state_dir: Option<PathBuf>,
-    /// Log filter, e.g. `info` or `imsync=debug` (default: $RUST_LOG, else info).
-    #[arg(long)]
-    log_level: Option<String>,
-}
 
 fn default_state_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {

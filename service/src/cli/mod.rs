@@ -86,6 +86,12 @@ pub struct BackupArgs {
     /// Account `<protocol>:<im_id>` (default: the default account).
     #[arg(long)]
     pub account: Option<String>,
+    /// Go ahead even if the backup deletes more than half of a class's items on the server.
+    #[arg(long)]
+    pub allow_mass_delete: bool,
+    /// Make the server's copy equal to the phone: items only the server holds are deleted there.
+    #[arg(long)]
+    pub replace_server: bool,
 }
 
 pub const EXIT_OK: u8 = 0;
@@ -148,7 +154,7 @@ pub async fn run(cli: Cli) -> Result<u8, String> {
             Ok(EXIT_OK)
         }
         Command::Backup(b) => {
-            let path = if b.classes.is_empty() && b.account.is_none() {
+            let path = if b.classes.is_empty() && b.account.is_none() && !b.allow_mass_delete && !b.replace_server {
                 sync.backup().await.map_err(err)?
             } else {
                 let mut opts: HashMap<&str, Value<'_>> = HashMap::new();
@@ -157,6 +163,12 @@ pub async fn run(cli: Cli) -> Result<u8, String> {
                 }
                 if !b.classes.is_empty() {
                     opts.insert("classes", b.classes.clone().into());
+                }
+                if b.allow_mass_delete {
+                    opts.insert("allow_mass_delete", true.into());
+                }
+                if b.replace_server {
+                    opts.insert("replace_server", true.into());
                 }
                 sync.backup_with(opts).await.map_err(err)?
             };

@@ -21,7 +21,7 @@ use zbus::object_server::SignalEmitter;
 use zbus::zvariant::{OwnedObjectPath, Value};
 
 use crate::class::DataClass;
-use crate::engine::{Engine, Job, JobEvent};
+use crate::engine::{BackupOptions, Engine, Job, JobEvent};
 use crate::profile::{Account, AccountUpdate, Password, Secrets, Store};
 use convert::Dict;
 pub use errors::Error;
@@ -107,8 +107,9 @@ impl Sync1 {
         emitter: &SignalEmitter<'_>,
         account: Option<&str>,
         classes: Option<Vec<DataClass>>,
+        options: BackupOptions,
     ) -> Result<OwnedObjectPath, Error> {
-        let (job, new) = self.shared.engine.create_backup(account, classes)?;
+        let (job, new) = self.shared.engine.create_backup(account, classes, options)?;
         let path = job_path(job.id);
         if new {
             server.at(&path, Job1 { job: Arc::clone(&job) }).await?;
@@ -177,10 +178,11 @@ impl Sync1 {
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<OwnedObjectPath, Error> {
         self.shared.check_caller(conn, &hdr).await?;
-        self.start_backup(server, &emitter, None, None).await
+        self.start_backup(server, &emitter, None, None, BackupOptions::default()).await
     }
 
-    /// `Backup` with options: `account` (s), `classes` (as).
+    /// `Backup` with options: `account` (s), `classes` (as), `allow_mass_delete` (b),
+    /// `replace_server` (b).
     #[zbus(out_args("job"))]
     async fn backup_with(
         &self,
@@ -193,6 +195,11 @@ impl Sync1 {
         self.shared.check_caller(conn, &hdr).await?;
         let mut account = None;
         let mut classes = None;
+        let mut opts = BackupOptions::default();
+        let flag = |k: &str, v: &Value<'_>| match v {
+            Value::Bool(b) => Ok(*b),
+            _ => Err(Error::InvalidArgs(format!("invalid value for '{k}': expected a boolean (b)"))),
+        };
         for (k, v) in &options {
             match k.as_str() {
                 "account" => match &**v {
@@ -200,10 +207,12 @@ impl Sync1 {
                     _ => return Err(Error::InvalidArgs("invalid value for 'account': expected a string (s)".into())),
                 },
                 "classes" => classes = Some(parse_classes(k, v)?),
+                "allow_mass_delete" => opts.allow_mass_delete = flag(k, v)?,
+                "replace_server" => opts.replace_server = flag(k, v)?,
                 _ => return Err(Error::InvalidArgs(format!("invalid value for '{k}': unknown option"))),
             }
         }
-        self.start_backup(server, &emitter, account.as_deref(), classes).await
+        self.start_backup(server, &emitter, account.as_deref(), classes, opts).await
     }
 
     /// Bringing data back onto the phone comes with a later version.

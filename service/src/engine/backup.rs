@@ -20,7 +20,7 @@ use syncml::session::{Change, ClientSession, Event, ItemResult, ServerItemKind, 
 
 use super::report::{ClassReport, ErrorKind, JobReport};
 use super::tracker::{self, CurrentItem, Plan, PlannedKind};
-use super::{Engine, EngineError, JobContext};
+use super::{BackupOptions, Engine, EngineError, JobContext};
 use crate::class::{DataClass, SyncMode};
 use crate::item::WireFormat;
 use crate::profile::store::now;
@@ -91,6 +91,22 @@ fn backup_mode(configured: SyncMode, has_state: bool) -> SyncMode {
     }
 }
 
+/// Refuse a backup that would delete more than half of what the server has from us, or an
+/// explicit refresh-from-client that would leave fewer items there than the last good backup.
+fn mass_delete_guard(requested: SyncMode, plan: &Plan, last_good: usize, current: usize) -> Result<(), String> {
+    let deletes = plan.changes.iter().filter(|p| p.kind == PlannedKind::Delete).count();
+    match requested {
+        SyncMode::RefreshFromClient if current < last_good => Err(format!(
+            "replacing the server's copy would leave {current} item(s) where the last backup had {last_good}; \
+             confirm with allow_mass_delete"
+        )),
+        SyncMode::TwoWay | SyncMode::OneWayFromClient if last_good > 0 && deletes * 2 > last_good => Err(format!(
+            "this backup would delete {deletes} of {last_good} item(s) on the server; confirm with allow_mass_delete"
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn success(kind: &PlannedKind, status: u16) -> bool {
     match kind {
         // 211: item not deleted because the server no longer has it: the goal is met.
@@ -104,6 +120,7 @@ impl Engine {
         &self,
         account: &Account,
         classes: &[DataClass],
+        options: &BackupOptions,
         ctx: &JobContext,
         report: &mut JobReport,
     ) -> Result<(), EngineError> {
@@ -124,7 +141,7 @@ impl Engine {
         for &class in classes {
             let settings = account.class(class);
             let mut cr = ClassReport::new("none");
-            match self.prepare_class(&name, account, class, settings, &phone_bus, ctx).await {
+            match self.prepare_class(&name, account, class, settings, options, &phone_bus, ctx).await {
                 Ok(Some(run)) => runs.push(run),
                 Ok(None) => {
                     // Nothing changed since the last good session: no item read, no network.
@@ -221,6 +238,7 @@ impl Engine {
         account: &Account,
         class: DataClass,
         settings: ClassSettings,
+        options: &BackupOptions,
         phone_bus: &zbus::Connection,
         ctx: &JobContext,
     ) -> Result<Option<ClassRun>, EngineError> {
@@ -234,7 +252,8 @@ impl Engine {
             let rev = src.revision().await.map_err(|e| EngineError::Source(e.to_string()))?;
             revisions.insert(src.id().to_string(), rev);
         }
-        let requested = backup_mode(settings.mode, has_state);
+        let requested =
+            if options.replace_server { SyncMode::RefreshFromClient } else { backup_mode(settings.mode, has_state) };
         if let Some(st) = &state {
             let same_rev = !revisions.is_empty() && st.source_revisions == revisions;
             if has_state && !st.needs_slow_sync && same_rev && requested != SyncMode::Slow && requested != SyncMode::RefreshFromClient
@@ -272,6 +291,10 @@ impl Engine {
         let tracked: Vec<TrackedItem> = if has_state { self.with_store(|s| s.tracked_items(name, class))? } else { Vec::new() };
         let next_luid = self.with_store(|s| s.next_luid(name, class))?;
         let plan = tracker::plan(&items, &tracked, next_luid);
+        if !options.allow_mass_delete {
+            let last_good = state.as_ref().map_or(0, |_| tracked.len());
+            mass_delete_guard(requested, &plan, last_good, items.len()).map_err(EngineError::MassDelete)?;
+        }
         tracing::info!(
             job = ctx.id, %class, items = items.len(), changes = plan.changes.len(), unchanged = plan.unchanged,
             mode = %requested, "class prepared"
@@ -502,6 +525,26 @@ mod tests {
         assert_eq!(backup_mode(SyncMode::OneWayFromClient, true), SyncMode::OneWayFromClient);
         assert_eq!(backup_mode(SyncMode::RefreshFromServer, true), SyncMode::OneWayFromClient);
         assert_eq!(backup_mode(SyncMode::TwoWay, true), SyncMode::TwoWay);
+    }
+
+    #[test]
+    fn mass_delete_guard_needs_more_than_half() {
+        let tracked: Vec<TrackedItem> = (1..=10)
+            .map(|i| TrackedItem { luid: i, source_id: "s".into(), local_id: i.to_string(), hash: vec![] })
+            .collect();
+        let current = |n: usize| -> Vec<CurrentItem> {
+            (1..=n).map(|i| CurrentItem { source_id: "s".into(), local_id: i.to_string(), data: vec![] }).collect()
+        };
+        let p5 = tracker::plan(&current(5), &tracked, 11);
+        assert!(mass_delete_guard(SyncMode::OneWayFromClient, &p5, 10, 5).is_ok(), "half is allowed");
+        let p4 = tracker::plan(&current(4), &tracked, 11);
+        assert!(mass_delete_guard(SyncMode::OneWayFromClient, &p4, 10, 4).is_err());
+        let p0 = tracker::plan(&[], &tracked, 11);
+        assert!(mass_delete_guard(SyncMode::TwoWay, &p0, 10, 0).is_err());
+        // a slow sync deletes nothing on the server
+        assert!(mass_delete_guard(SyncMode::Slow, &p0, 10, 0).is_ok());
+        assert!(mass_delete_guard(SyncMode::RefreshFromClient, &p4, 10, 4).is_err());
+        assert!(mass_delete_guard(SyncMode::RefreshFromClient, &p5, 0, 5).is_ok());
     }
 
     #[test]

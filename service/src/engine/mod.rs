@@ -37,6 +37,8 @@ pub enum EngineError {
     #[error("the job was cancelled")]
     Cancelled,
     #[error("{0}")]
+    MassDelete(String),
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -49,6 +51,7 @@ impl EngineError {
             EngineError::Source(_) => ErrorKind::SourceUnavailable,
             EngineError::Profile(_) | EngineError::Internal(_) => ErrorKind::Internal,
             EngineError::Cancelled => ErrorKind::Cancelled,
+            EngineError::MassDelete(_) => ErrorKind::MassDelete,
         }
     }
 }
@@ -81,12 +84,24 @@ impl JobKind {
     }
 }
 
+/// The user's confirmations for one backup.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackupOptions {
+    /// Go ahead even if the backup deletes more than half of a class's items on the server,
+    /// or leaves fewer items there than the last good backup.
+    pub allow_mass_delete: bool,
+    /// Make the server's copy equal to the phone (refresh-from-client): items only the server
+    /// holds are deleted there. Still guarded by `allow_mass_delete`.
+    pub replace_server: bool,
+}
+
 /// A job as the outside sees it: identity, live state, the report once finished.
 pub struct Job {
     pub id: u64,
     pub kind: JobKind,
     pub account: String,
     pub classes: Vec<DataClass>,
+    pub options: BackupOptions,
     cancel: Arc<AtomicBool>,
     status: Mutex<JobStatus>,
 }
@@ -236,6 +251,7 @@ impl Engine {
         &self,
         account: Option<&str>,
         classes: Option<Vec<DataClass>>,
+        options: BackupOptions,
     ) -> Result<(Arc<Job>, bool), EngineError> {
         let acc = match account {
             Some(name) => self.with_store(|s| s.account(name))?.ok_or_else(|| EngineError::NoSuchAccount(name.into()))?,
@@ -258,6 +274,7 @@ impl Engine {
             kind: JobKind::Backup,
             account: name,
             classes,
+            options,
             cancel: Arc::new(AtomicBool::new(false)),
             status: Mutex::new(JobStatus { state: Outcome::Running, error: String::new(), report: None, finished_at: None }),
         });
@@ -293,7 +310,7 @@ impl Engine {
         tracing::info!(job = job.id, account = %job.account, classes = ?job.classes, "backup started");
         let account = self.with_store(|s| s.account(&job.account));
         let result = match account {
-            Ok(Some(acc)) => self.backup(&acc, &job.classes, &ctx, &mut report).await,
+            Ok(Some(acc)) => self.backup(&acc, &job.classes, &job.options, &ctx, &mut report).await,
             Ok(None) => Err(EngineError::NoSuchAccount(job.account.clone())),
             Err(e) => Err(e),
         };

@@ -20,6 +20,8 @@ pub enum ErrorKind {
     SourceUnavailable,
     /// The server holds items of this class that this phone does not have.
     ServerHasOtherData,
+    /// The backup would delete much of what the server holds; it needs `allow_mass_delete`.
+    MassDelete,
     /// Some items could not be read or were refused by the server; the rest went through.
     ItemsFailed,
     /// The job was cancelled.
@@ -40,6 +42,7 @@ impl ErrorKind {
             ErrorKind::SourceUnavailable => "org.imsync.Error.SourceUnavailable",
             ErrorKind::ServerHasOtherData => "org.imsync.Error.ServerHasOtherData",
             ErrorKind::ItemsFailed => "org.imsync.Error.ItemsFailed",
+            ErrorKind::MassDelete => "org.imsync.Error.MassDelete",
             ErrorKind::Cancelled => "org.imsync.Error.Cancelled",
             ErrorKind::Interrupted => "org.imsync.Error.Interrupted",
             ErrorKind::Internal => "org.imsync.Error.Internal",
@@ -106,7 +109,12 @@ impl ClassReport {
     }
 
     pub fn fail(&mut self, kind: ErrorKind, message: String) {
-        self.state = if kind == ErrorKind::Cancelled { Outcome::Cancelled } else { Outcome::Failed };
+        self.state = match kind {
+            ErrorKind::Cancelled => Outcome::Cancelled,
+            // Refused to protect the server's data: nothing went wrong, the user must confirm.
+            ErrorKind::MassDelete => Outcome::Partial,
+            _ => Outcome::Failed,
+        };
         self.error = kind.dbus_name().to_string();
         self.errors.push(message);
     }
