@@ -19,6 +19,8 @@ pub enum Error {
     NotSupported(String),
     /// The job is not running (Cancel on a finished job).
     NotRunning(String),
+    /// Another job of the account is running.
+    Busy(String),
     /// The caller is not allowed to use the service (another Unix user).
     AccessDenied(String),
     /// The secret store failed.
@@ -44,6 +46,7 @@ impl From<EngineError> for Error {
             EngineError::NotConfigured(m) => Error::NotConfigured(m),
             EngineError::NoSuchAccount(m) => Error::NoSuchAccount(format!("no account named '{m}'")),
             EngineError::Profile(p) => p.into(),
+            EngineError::Busy(m) => Error::Busy(m),
             other => Error::Internal(other.to_string()),
         }
     }

@@ -21,7 +21,8 @@ use zbus::object_server::SignalEmitter;
 use zbus::zvariant::{OwnedObjectPath, Value};
 
 use crate::class::DataClass;
-use crate::engine::{BackupOptions, Engine, Job, JobEvent};
+use crate::engine::restore::RestoreMode;
+use crate::engine::{BackupOptions, Engine, Job, JobEvent, JobKind};
 use crate::profile::{Account, AccountUpdate, Password, Secrets, Store};
 use convert::Dict;
 pub use errors::Error;
@@ -109,7 +110,18 @@ impl Sync1 {
         classes: Option<Vec<DataClass>>,
         options: BackupOptions,
     ) -> Result<OwnedObjectPath, Error> {
-        let (job, new) = self.shared.engine.create_backup(account, classes, options)?;
+        self.start_job(server, emitter, JobKind::Backup(options), account, classes).await
+    }
+
+    async fn start_job(
+        &self,
+        server: &zbus::ObjectServer,
+        emitter: &SignalEmitter<'_>,
+        kind: JobKind,
+        account: Option<&str>,
+        classes: Option<Vec<DataClass>>,
+    ) -> Result<OwnedObjectPath, Error> {
+        let (job, new) = self.shared.engine.create_job(kind, account, classes)?;
         let path = job_path(job.id);
         if new {
             server.at(&path, Job1 { job: Arc::clone(&job) }).await?;
@@ -215,19 +227,51 @@ impl Sync1 {
         self.start_backup(server, &emitter, account.as_deref(), classes, opts).await
     }
 
-    /// Bringing data back onto the phone comes with a later version.
+    /// Bring the server's items of `classes` (all enabled classes if empty) back onto the
+    /// phone, merging with what it holds; returns the job at once.
     #[zbus(out_args("job"))]
-    async fn restore(&self, #[zbus(header)] hdr: Header<'_>, #[zbus(connection)] conn: &zbus::Connection, classes: Vec<String>) -> Result<OwnedObjectPath, Error> {
+    async fn restore(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(object_server)] server: &zbus::ObjectServer,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+        classes: Vec<String>,
+    ) -> Result<OwnedObjectPath, Error> {
         self.shared.check_caller(conn, &hdr).await?;
-        let _ = classes;
-        Err(Error::NotSupported("restore is not available in this version".into()))
+        let classes = if classes.is_empty() { None } else { Some(parse_classes("classes", &Value::from(classes))?) };
+        self.start_job(server, &emitter, JobKind::Restore(RestoreMode::Merge), None, classes).await
     }
 
+    /// `Restore` with options: `account` (s), `classes` (as), `mode` (s: `merge` (default) or
+    /// `replace`: the phone's stores become the server's copy).
     #[zbus(out_args("job"))]
-    async fn restore_with(&self, #[zbus(header)] hdr: Header<'_>, #[zbus(connection)] conn: &zbus::Connection, options: Dict) -> Result<OwnedObjectPath, Error> {
+    async fn restore_with(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(object_server)] server: &zbus::ObjectServer,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+        options: Dict,
+    ) -> Result<OwnedObjectPath, Error> {
         self.shared.check_caller(conn, &hdr).await?;
-        let _ = options;
-        Err(Error::NotSupported("restore is not available in this version".into()))
+        let mut account = None;
+        let mut classes = None;
+        let mut mode = RestoreMode::Merge;
+        for (k, v) in &options {
+            match (k.as_str(), &**v) {
+                ("account", Value::Str(s)) => account = Some(s.as_str().to_string()),
+                ("classes", v) => classes = Some(parse_classes(k, v)?),
+                ("mode", Value::Str(s)) => {
+                    mode = s.as_str().parse().map_err(|e: String| Error::InvalidArgs(format!("invalid value for 'mode': {e}")))?
+                }
+                ("account" | "mode", _) => {
+                    return Err(Error::InvalidArgs(format!("invalid value for '{k}': expected a string (s)")))
+                }
+                _ => return Err(Error::InvalidArgs(format!("invalid value for '{k}': unknown option"))),
+            }
+        }
+        self.start_job(server, &emitter, JobKind::Restore(mode), account.as_deref(), classes).await
     }
 
     /// The newest `max` jobs, newest first.

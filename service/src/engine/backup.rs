@@ -14,7 +14,6 @@
 //! - anchors, tracked items and revisions are written in one transaction after `Finished`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use syncml::session::{Change, ClientSession, Event, ItemResult, ServerItemKind, SessionConfig, StoreConfig};
 
@@ -124,14 +123,8 @@ impl Engine {
         ctx: &JobContext,
         report: &mut JobReport,
     ) -> Result<(), EngineError> {
-        if account.server_url.is_empty() {
-            return Err(EngineError::NotConfigured(format!("account {} has no server_url", account.name())));
-        }
         let name = account.name();
-        let password = self.secrets.lookup(&self.bus, &name).await.map_err(EngineError::Profile)?;
-        if !account.username.is_empty() && password.is_none() {
-            return Err(EngineError::NotConfigured(format!("account {name} has a user name but no password")));
-        }
+        let password = self.password_for(account).await?;
         // One connection for the whole job: EDS keeps opened books alive while it is on the bus.
         let phone_bus = zbus::Connection::session()
             .await
@@ -164,13 +157,7 @@ impl Engine {
         }
 
         let device_id = self.with_store(|s| s.device_id())?;
-        let nonce = self.with_store(|s| s.server_nonce(&name))?;
-        let credentials = password.map(|p| syncml::session::Credentials {
-            username: account.username.clone(),
-            password: p.expose().to_string(),
-            auth: syncml::session::AuthType::Md5,
-            nonce: nonce.and_then(|n| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, n).ok()),
-        });
+        let credentials = self.credentials(account, password)?;
         let anchor = now().to_string();
         let stores = runs
             .iter_mut()
@@ -203,10 +190,7 @@ impl Engine {
                 report.messages_sent += sr.messages_sent;
                 report.bytes_sent += sr.bytes_sent;
                 report.bytes_received += sr.bytes_received;
-                if let Some(n) = &sr.next_nonce {
-                    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, n);
-                    self.with_store(|s| s.set_server_nonce(&name, Some(&b64)))?;
-                }
+                self.remember_nonce(&name, &sr)?;
                 for w in &sr.warnings {
                     tracing::info!(job = ctx.id, warning = %w, "tolerated from the server");
                 }
@@ -263,7 +247,7 @@ impl Engine {
             }
         }
 
-        let format = WireFormat::VCard30;
+        let format = super::restore::canonical_format(class);
         let mut report = ClassReport::new(requested.as_str());
         let mut items = Vec::new();
         let mut complete_listing = true;
@@ -335,11 +319,7 @@ impl Engine {
             }
             match session.poll() {
                 Event::Send { url, body, content_type } => {
-                    let transport = Arc::clone(&self.transport);
-                    let resp = tokio::task::spawn_blocking(move || transport.post(&url, content_type, &body))
-                        .await
-                        .map_err(|e| EngineError::Internal(format!("HTTP task: {e}")))?
-                        .map_err(|e| EngineError::Network(e.to_string()))?;
+                    let resp = self.post(url, content_type, body).await?;
                     session.receive(resp.status, resp.content_type.as_deref(), &resp.body);
                 }
                 Event::NeedChanges { store, mode } => {

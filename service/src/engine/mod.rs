@@ -4,6 +4,7 @@
 //! into signals, and stores are reached through [`crate::sources`].
 
 mod backup;
+pub mod restore;
 pub mod devinf;
 pub mod report;
 pub mod tracker;
@@ -39,6 +40,8 @@ pub enum EngineError {
     #[error("{0}")]
     MassDelete(String),
     #[error("{0}")]
+    Busy(String),
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -52,6 +55,7 @@ impl EngineError {
             EngineError::Profile(_) | EngineError::Internal(_) => ErrorKind::Internal,
             EngineError::Cancelled => ErrorKind::Cancelled,
             EngineError::MassDelete(_) => ErrorKind::MassDelete,
+            EngineError::Busy(_) => ErrorKind::Internal,
         }
     }
 }
@@ -73,13 +77,15 @@ pub enum JobEvent {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobKind {
-    Backup,
+    Backup(BackupOptions),
+    Restore(restore::RestoreMode),
 }
 
 impl JobKind {
     pub fn as_str(self) -> &'static str {
         match self {
-            JobKind::Backup => "backup",
+            JobKind::Backup(_) => "backup",
+            JobKind::Restore(_) => "restore",
         }
     }
 }
@@ -101,7 +107,6 @@ pub struct Job {
     pub kind: JobKind,
     pub account: String,
     pub classes: Vec<DataClass>,
-    pub options: BackupOptions,
     cancel: Arc<AtomicBool>,
     status: Mutex<JobStatus>,
 }
@@ -220,6 +225,53 @@ impl Engine {
         self.session_counter.fetch_add(1, Ordering::SeqCst)
     }
 
+    /// The account's password; `NotConfigured` if the account cannot reach a server.
+    async fn password_for(&self, account: &crate::profile::Account) -> Result<Option<crate::profile::Password>, EngineError> {
+        let name = account.name();
+        if account.server_url.is_empty() {
+            return Err(EngineError::NotConfigured(format!("account {name} has no server_url")));
+        }
+        let password = self.secrets.lookup(&self.bus, &name).await?;
+        if !account.username.is_empty() && password.is_none() {
+            return Err(EngineError::NotConfigured(format!("account {name} has a user name but no password")));
+        }
+        Ok(password)
+    }
+
+    /// SyncML credentials with the server's last nonce (md5; the session falls back to what
+    /// the server challenges).
+    fn credentials(
+        &self,
+        account: &crate::profile::Account,
+        password: Option<crate::profile::Password>,
+    ) -> Result<Option<syncml::session::Credentials>, EngineError> {
+        let nonce = self.with_store(|s| s.server_nonce(&account.name()))?;
+        Ok(password.map(|p| syncml::session::Credentials {
+            username: account.username.clone(),
+            password: p.expose().to_string(),
+            auth: syncml::session::AuthType::Md5,
+            nonce: nonce.and_then(|n| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, n).ok()),
+        }))
+    }
+
+    /// Keep the server's next nonce for the next session.
+    fn remember_nonce(&self, account: &str, sr: &syncml::session::SessionReport) -> Result<(), EngineError> {
+        if let Some(n) = &sr.next_nonce {
+            let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, n);
+            self.with_store(|s| s.set_server_nonce(account, Some(&b64)))?;
+        }
+        Ok(())
+    }
+
+    /// One message exchange, on the blocking pool.
+    async fn post(&self, url: String, content_type: &'static str, body: Vec<u8>) -> Result<crate::transport::Response, EngineError> {
+        let transport = Arc::clone(&self.transport);
+        tokio::task::spawn_blocking(move || transport.post(&url, content_type, &body))
+            .await
+            .map_err(|e| EngineError::Internal(format!("HTTP task: {e}")))?
+            .map_err(|e| EngineError::Network(e.to_string()))
+    }
+
     /// Jobs still known (running, or finished and kept for late readers).
     pub fn jobs(&self) -> Vec<Arc<Job>> {
         self.jobs.lock().unwrap().values().cloned().collect()
@@ -244,14 +296,15 @@ impl Engine {
         old
     }
 
-    /// Create a backup job of `account` (default account if `None`) for `classes` (every
-    /// enabled class if `None`), or return the backup already running for that account
-    /// (`false` = not new). The job starts with [`Engine::spawn`].
-    pub fn create_backup(
+    /// Create a job of `account` (default account if `None`) for `classes` (every enabled
+    /// class if `None`). One job runs per account at a time: a backup asked for while a backup
+    /// runs is that running job (`false` = not new); anything else while a job runs is `Busy`.
+    /// The job starts with [`Engine::spawn`].
+    pub fn create_job(
         &self,
+        kind: JobKind,
         account: Option<&str>,
         classes: Option<Vec<DataClass>>,
-        options: BackupOptions,
     ) -> Result<(Arc<Job>, bool), EngineError> {
         let acc = match account {
             Some(name) => self.with_store(|s| s.account(name))?.ok_or_else(|| EngineError::NoSuchAccount(name.into()))?,
@@ -261,20 +314,22 @@ impl Engine {
         };
         let name = acc.name();
         let mut jobs = self.jobs.lock().unwrap();
-        if let Some(j) = jobs.values().find(|j| j.is_running() && j.account == name && j.kind == JobKind::Backup) {
-            return Ok((Arc::clone(j), false));
+        if let Some(j) = jobs.values().find(|j| j.is_running() && j.account == name) {
+            return match (j.kind, kind) {
+                (JobKind::Backup(_), JobKind::Backup(_)) => Ok((Arc::clone(j), false)),
+                _ => Err(EngineError::Busy(format!("a {} of {name} is running ({})", j.kind.as_str(), j.id))),
+            };
         }
         let classes = match classes {
             Some(c) => c,
             None => DataClass::ALL.into_iter().filter(|c| acc.class(*c).enabled).collect(),
         };
-        let id = self.with_store(|s| s.insert_job(&name, JobKind::Backup.as_str(), crate::profile::store::now()))?;
+        let id = self.with_store(|s| s.insert_job(&name, kind.as_str(), crate::profile::store::now()))?;
         let job = Arc::new(Job {
             id,
-            kind: JobKind::Backup,
+            kind,
             account: name,
             classes,
-            options,
             cancel: Arc::new(AtomicBool::new(false)),
             status: Mutex::new(JobStatus { state: Outcome::Running, error: String::new(), report: None, finished_at: None }),
         });
@@ -307,10 +362,13 @@ impl Engine {
             bytes_sent: 0,
             bytes_received: 0,
         };
-        tracing::info!(job = job.id, account = %job.account, classes = ?job.classes, "backup started");
+        tracing::info!(job = job.id, kind = job.kind.as_str(), account = %job.account, classes = ?job.classes, "job started");
         let account = self.with_store(|s| s.account(&job.account));
         let result = match account {
-            Ok(Some(acc)) => self.backup(&acc, &job.classes, &job.options, &ctx, &mut report).await,
+            Ok(Some(acc)) => match job.kind {
+                JobKind::Backup(opts) => self.backup(&acc, &job.classes, &opts, &ctx, &mut report).await,
+                JobKind::Restore(mode) => self.restore(&acc, &job.classes, mode, &ctx, &mut report).await,
+            },
             Ok(None) => Err(EngineError::NoSuchAccount(job.account.clone())),
             Err(e) => Err(e),
         };
@@ -330,7 +388,7 @@ impl Engine {
         if let Err(e) = &result {
             report.state = if matches!(e, EngineError::Cancelled) { Outcome::Cancelled } else { Outcome::Failed };
         }
-        tracing::info!(job = job.id, state = report.state.as_str(), error = %report.error, "backup finished");
+        tracing::info!(job = job.id, kind = job.kind.as_str(), state = report.state.as_str(), error = %report.error, "job finished");
         let json = serde_json::to_value(&report).unwrap_or_default();
         if let Err(e) = self.with_store(|s| s.finish_job(job.id, report.state.as_str(), &report.error, &json)) {
             tracing::error!(job = job.id, error = %e, "cannot record the job in the history");

@@ -236,9 +236,9 @@ pub fn parse(data: &[u8], hint: WireFormat) -> Result<RawCard, ItemError> {
 }
 
 /// A logical (unfolded) line with the number of its first physical line.
-struct Logical {
-    number: usize,
-    bytes: Vec<u8>,
+pub(crate) struct Logical {
+    pub number: usize,
+    pub bytes: Vec<u8>,
 }
 
 /// The part of a line before the value separator, upper-cased, used to detect encodings
@@ -267,7 +267,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 /// space or tab continues the previous one (that one whitespace character is removed);
 /// a QUOTED-PRINTABLE line ending in `=` continues on the next line (soft break); a
 /// 2.1 BASE64 value continues over following lines that hold no `:` up to a blank line.
-fn logical_lines(data: &[u8]) -> Vec<Logical> {
+pub(crate) fn logical_lines(data: &[u8]) -> Vec<Logical> {
     let mut physical: Vec<&[u8]> = Vec::new();
     let mut start = 0;
     let mut i = 0;
@@ -326,19 +326,19 @@ fn logical_lines(data: &[u8]) -> Vec<Logical> {
 }
 
 /// A content line split into its parts; the value is still raw bytes.
-struct RawLine {
-    number: usize,
-    group: Option<String>,
-    name: String,
-    params: Vec<Param>,
-    raw_value: Vec<u8>,
+pub(crate) struct RawLine {
+    pub number: usize,
+    pub group: Option<String>,
+    pub name: String,
+    pub params: Vec<Param>,
+    pub raw_value: Vec<u8>,
 }
 
 fn is_name_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
 }
 
-fn parse_line(line: &Logical) -> Result<RawLine, ItemError> {
+pub(crate) fn parse_line(line: &Logical) -> Result<RawLine, ItemError> {
     let bytes = &line.bytes;
     let malformed = |what: &str| ItemError::Malformed(format!("line {}: {what}", line.number));
 
@@ -461,7 +461,7 @@ fn bare_param(value: &str) -> Param {
 
 /// Decodes the raw value (transfer encoding, charset, 2.1 escaping) into the canonical
 /// form and normalises the parameters.
-fn decode_value(line: RawLine, legacy: bool) -> Result<Property, ItemError> {
+pub(crate) fn decode_value(line: RawLine, legacy: bool) -> Result<Property, ItemError> {
     let RawLine {
         number,
         group,
@@ -739,7 +739,7 @@ pub(crate) fn write(props: &[OutProp], format: WireFormat) -> Vec<u8> {
     out.into_bytes()
 }
 
-fn base64_encode(data: &[u8]) -> String {
+pub(crate) fn base64_encode(data: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(data)
 }
@@ -920,7 +920,7 @@ fn write_base64_21(out: &mut String, mut line: String, b64: &str) {
 
 /// Appends `prefix` and the QUOTED-PRINTABLE encoding of `data`, with soft line breaks so
 /// that no line exceeds 75 octets (including the trailing `=`).
-fn qp_encode_into(out: &mut String, prefix: &str, data: &[u8]) {
+pub(crate) fn qp_encode_into(out: &mut String, prefix: &str, data: &[u8]) {
     let mut line_len = prefix.len();
     out.push_str(prefix);
     for (i, &b) in data.iter().enumerate() {

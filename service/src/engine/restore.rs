@@ -1,0 +1,438 @@
+//! Restore: bring the server's items back onto the phone.
+//!
+//! One SyncML session asks for refresh-from-server (205) for every class; the server sends all
+//! its items. Each is parsed as it arrives and given a LUID (the server gets the Map), but
+//! nothing is written to the phone until the session ended well and every item of the class
+//! was received: then, per class,
+//! - `merge` (default): items the phone lacks are added (to the store they came from, else the
+//!   default store of their kind); items the phone has (same UID) are replaced only if the
+//!   server's copy is newer; no phone item is deleted;
+//! - `replace`: the phone's stores become the server's copy (phone items the server lacks are
+//!   deleted).
+//!
+//! Afterwards the stores are read again and the tracking state is rebuilt from what they hold
+//! now, so the next backup sends nothing but what differs from the server (items the phone kept
+//! because they were newer, and in `merge` the phone's own extra items).
+
+use std::collections::{BTreeMap, HashMap};
+
+use syncml::session::{ClientSession, Event, ItemResult, ServerItemKind, SessionConfig, StoreConfig};
+
+use super::report::{ClassReport, ErrorKind, JobReport};
+use super::tracker::{self};
+use super::{Engine, EngineError, JobContext};
+use crate::class::DataClass;
+use crate::item::{Item, WireFormat};
+use crate::profile::store::now;
+use crate::profile::{Account, SessionCommit, TrackedItem};
+use crate::sources::{self, Source, WriteOp};
+
+/// How a restore treats what the phone already holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RestoreMode {
+    #[default]
+    Merge,
+    Replace,
+}
+
+impl RestoreMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestoreMode::Merge => "merge",
+            RestoreMode::Replace => "replace",
+        }
+    }
+}
+
+impl std::str::FromStr for RestoreMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "merge" => Ok(RestoreMode::Merge),
+            "replace" => Ok(RestoreMode::Replace),
+            _ => Err(format!("unknown restore mode '{s}' (known: merge, replace)")),
+        }
+    }
+}
+
+/// The format items of a class are rendered in for change tracking (independent of the format
+/// negotiated with a server, so a format change does not look like a change of every item).
+pub(super) fn canonical_format(class: DataClass) -> WireFormat {
+    match class {
+        _ => WireFormat::VCard30,
+    }
+}
+
+/// The wire format of an item the server sent, from its content type.
+fn format_of(class: DataClass, content_type: Option<&str>) -> WireFormat {
+    let ct = content_type.map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    for f in [WireFormat::VCard30, WireFormat::VCard21] {
+        if ct.as_deref() == Some(f.mime()) {
+            return f;
+        }
+    }
+    canonical_format(class)
+}
+
+/// When the item was last changed, as digits only (comparable across the formats servers use).
+fn modified(item: &Item) -> Option<String> {
+    let raw = match item {
+        Item::Contact(c) => c.rev.as_deref(),
+    }?;
+    let digits: String = raw.chars().filter(char::is_ascii_digit).take(14).collect();
+    (digits.len() >= 8).then_some(digits)
+}
+
+struct Received {
+    luid: u64,
+    server_id: String,
+    item: Item,
+}
+
+/// A phone item, where it lives.
+struct PhoneItem {
+    source: usize,
+    local_id: String,
+    item: Item,
+}
+
+struct ClassRestore {
+    class: DataClass,
+    remote_uri: String,
+    sources: Vec<Box<dyn Source>>,
+    received: Vec<Received>,
+    next_luid: u64,
+    report: ClassReport,
+    has_state: bool,
+}
+
+fn local_uri(class: DataClass) -> String {
+    format!("./{}", class.as_str())
+}
+
+impl Engine {
+    pub(super) async fn restore(
+        &self,
+        account: &Account,
+        classes: &[DataClass],
+        mode: RestoreMode,
+        ctx: &JobContext,
+        report: &mut JobReport,
+    ) -> Result<(), EngineError> {
+        let name = account.name();
+        let password = self.password_for(account).await?;
+        let phone_bus = zbus::Connection::session()
+            .await
+            .map_err(|e| EngineError::Source(format!("cannot connect to the session bus: {e}")))?;
+        let mut runs = Vec::new();
+        for &class in classes {
+            let settings = account.class(class);
+            match sources::open_sources(class, &phone_bus).await {
+                Ok(srcs) if srcs.iter().any(|s| s.writable()) => {
+                    let state = self.with_store(|s| s.class_state(&name, class))?;
+                    let has_state = state.is_some_and(|st| {
+                        st.server_url == account.server_url && st.remote_uri == settings.remote_uri && st.last_anchor.is_some()
+                    });
+                    runs.push(ClassRestore {
+                        class,
+                        remote_uri: settings.remote_uri.clone(),
+                        sources: srcs.into_iter().filter(|s| s.writable()).collect(),
+                        received: Vec::new(),
+                        next_luid: self.with_store(|s| s.next_luid(&name, class))?,
+                        report: ClassReport::new(&format!("refresh-from-server ({})", mode.as_str())),
+                        has_state,
+                    });
+                }
+                Ok(_) => {
+                    let mut cr = ClassReport::new("none");
+                    cr.fail(ErrorKind::SourceUnavailable, format!("no store on the phone can take {class}"));
+                    report.classes.insert(class.to_string(), cr);
+                }
+                Err(e) => {
+                    let mut cr = ClassReport::new("none");
+                    cr.fail(ErrorKind::SourceUnavailable, e.to_string());
+                    report.classes.insert(class.to_string(), cr);
+                }
+            }
+        }
+        if runs.is_empty() {
+            return Ok(());
+        }
+        // Tracked LUIDs stay reserved: new ones continue after them.
+        for run in runs.iter_mut() {
+            let max = self.with_store(|s| s.tracked_items(&name, run.class))?.iter().map(|t| t.luid).max().unwrap_or(0);
+            run.next_luid = run.next_luid.max(max + 1);
+        }
+
+        let device_id = self.with_store(|s| s.device_id())?;
+        let anchor = now().to_string();
+        let stores = runs
+            .iter()
+            .map(|r| StoreConfig {
+                local_uri: local_uri(r.class),
+                remote_uri: r.remote_uri.clone(),
+                mode: syncml::session::SyncMode::RefreshFromServer,
+                last_anchor: if r.has_state {
+                    self.with_store(|s| s.class_state(&name, r.class)).ok().flatten().and_then(|s| s.last_anchor)
+                } else {
+                    None
+                },
+                next_anchor: anchor.clone(),
+                content_type: canonical_format(r.class).mime().to_string(),
+                content_version: canonical_format(r.class).version().to_string(),
+            })
+            .collect();
+        let cfg = SessionConfig {
+            server_url: account.server_url.clone(),
+            device_id: device_id.clone(),
+            session_id: self.next_session_id().to_string(),
+            credentials: self.credentials(account, password)?,
+            max_msg_size: self.options.max_msg_size,
+            max_obj_size: self.options.max_obj_size,
+            devinf: super::devinf::client_devinf(
+                &device_id,
+                &runs.iter().map(|r| (r.class, canonical_format(r.class))).collect::<Vec<_>>(),
+            ),
+            stores,
+        };
+
+        let mut session = ClientSession::new(cfg);
+        let outcome = loop {
+            if ctx.is_cancelled() {
+                break Err(EngineError::Cancelled);
+            }
+            match session.poll() {
+                Event::Send { url, body, content_type } => match self.post(url, content_type, body).await {
+                    Ok(resp) => session.receive(resp.status, resp.content_type.as_deref(), &resp.body),
+                    Err(e) => break Err(e),
+                },
+                Event::NeedChanges { store, .. } => session.provide_changes(&store, Vec::new()),
+                Event::ServerItems { store, items } => {
+                    let Some(run) = runs.iter_mut().find(|r| local_uri(r.class) == store) else {
+                        let results = items.iter().map(|i| ItemResult { handle: i.handle, status: 404, luid: None }).collect();
+                        session.server_item_results(&store, results);
+                        continue;
+                    };
+                    let mut results = Vec::with_capacity(items.len());
+                    for it in items {
+                        match it.kind {
+                            ServerItemKind::Add | ServerItemKind::Replace => {
+                                let format = format_of(run.class, it.content_type.as_deref());
+                                match Item::from_wire(&it.data, format) {
+                                    Ok(item) => {
+                                        let luid = run.next_luid;
+                                        run.next_luid += 1;
+                                        run.received.push(Received { luid, server_id: it.server_id.clone(), item });
+                                        let status = if it.kind == ServerItemKind::Add { 201 } else { 200 };
+                                        results.push(ItemResult { handle: it.handle, status, luid: Some(luid.to_string()) });
+                                    }
+                                    Err(e) => {
+                                        run.report.failed += 1;
+                                        run.report.errors.push(format!("server item {} cannot be read: {e}", it.server_id));
+                                        results.push(ItemResult { handle: it.handle, status: 415, luid: None });
+                                    }
+                                }
+                            }
+                            // In a refresh from the server there is nothing to delete on our side.
+                            ServerItemKind::Delete => results.push(ItemResult { handle: it.handle, status: 211, luid: None }),
+                        }
+                    }
+                    ctx.observer.progress(run.class, run.received.len() as u32, 0);
+                    session.server_item_results(&store, results);
+                }
+                Event::Finished(r) => break Ok(r),
+                Event::Failed(e) => break Err(EngineError::Session(e)),
+            }
+        };
+        let sr = match outcome {
+            Ok(sr) => sr,
+            Err(e) => {
+                tracing::warn!(job = ctx.id, error = %e, "restore session failed; nothing was written to the phone");
+                for mut run in runs {
+                    run.report.fail(e.kind(), e.to_string());
+                    report.classes.insert(run.class.to_string(), run.report);
+                }
+                return Ok(());
+            }
+        };
+        report.messages_sent += sr.messages_sent;
+        report.bytes_sent += sr.bytes_sent;
+        report.bytes_received += sr.bytes_received;
+        self.remember_nonce(&name, &sr)?;
+        for mut run in runs {
+            match sr.stores.iter().find(|s| s.local_uri == local_uri(run.class)) {
+                Some(st) if st.ok() => {
+                    if let Err(e) = self.apply_restore(&name, account, &mut run, mode, &st.next_anchor, ctx).await {
+                        run.report.fail(e.kind(), e.to_string());
+                    }
+                }
+                Some(st) => run.report.fail(ErrorKind::ServerError, st.error.clone().unwrap_or_default()),
+                None => run.report.fail(ErrorKind::ServerError, "the server did not take part with this database".into()),
+            }
+            report.classes.insert(run.class.to_string(), run.report);
+        }
+        Ok(())
+    }
+
+    /// Write what arrived into the phone's stores, then rebuild the tracking state.
+    async fn apply_restore(
+        &self,
+        name: &str,
+        account: &Account,
+        run: &mut ClassRestore,
+        mode: RestoreMode,
+        next_anchor: &str,
+        ctx: &JobContext,
+    ) -> Result<(), EngineError> {
+        let class = run.class;
+        // What the phone holds now, by UID.
+        let mut phone: HashMap<String, PhoneItem> = HashMap::new();
+        for (si, src) in run.sources.iter_mut().enumerate() {
+            for it in src.list().await.map_err(|e| EngineError::Source(e.to_string()))? {
+                if let Ok(item) = it.item {
+                    let uid = item.uid().map(str::to_string).unwrap_or_else(|| it.local_id.clone());
+                    phone.insert(uid, PhoneItem { source: si, local_id: it.local_id, item });
+                }
+            }
+        }
+        // Where items came from, remembered from earlier backups.
+        let origin: HashMap<String, String> =
+            self.with_store(|s| s.tracked_items(name, class))?.into_iter().map(|t| (t.local_id, t.source_id)).collect();
+        let source_ids: Vec<String> = run.sources.iter().map(|s| s.id().to_string()).collect();
+        let source_index = |id: &str| source_ids.iter().position(|s| s == id);
+
+        let mut ops: Vec<Vec<(WriteOp, Option<usize>)>> = (0..run.sources.len()).map(|_| Vec::new()).collect();
+        let mut kept_phone_version: Vec<usize> = Vec::new();
+        let mut server_uids = std::collections::HashSet::new();
+        for (ri, r) in run.received.iter().enumerate() {
+            let uid = r.item.uid().map(str::to_string);
+            if let Some(u) = &uid {
+                server_uids.insert(u.clone());
+            }
+            match uid.as_ref().and_then(|u| phone.get(u)) {
+                Some(p) => {
+                    let server_newer = match (modified(&r.item), modified(&p.item)) {
+                        (Some(s), Some(ph)) => s > ph,
+                        _ => true,
+                    };
+                    if mode == RestoreMode::Replace || server_newer {
+                        if p.item.to_wire(canonical_format(class)) != r.item.to_wire(canonical_format(class)) {
+                            ops[p.source].push((WriteOp::Replace { local_id: p.local_id.clone(), item: r.item.clone() }, Some(ri)));
+                        }
+                    } else {
+                        kept_phone_version.push(ri);
+                    }
+                }
+                None => {
+                    let target = uid.as_ref().and_then(|u| origin.get(u)).and_then(|id| source_index(id)).unwrap_or(0);
+                    ops[target].push((WriteOp::Add(r.item.clone()), Some(ri)));
+                }
+            }
+        }
+        if mode == RestoreMode::Replace {
+            for (uid, p) in &phone {
+                if !server_uids.contains(uid) {
+                    ops[p.source].push((WriteOp::Delete { local_id: p.local_id.clone() }, None));
+                }
+            }
+        }
+
+        let total: usize = ops.iter().map(Vec::len).sum();
+        ctx.observer.progress(class, 0, total as u32);
+        let mut failed_received = std::collections::HashSet::new();
+        for (si, list) in ops.into_iter().enumerate() {
+            if list.is_empty() {
+                continue;
+            }
+            let (wops, refs): (Vec<WriteOp>, Vec<Option<usize>>) = list.into_iter().unzip();
+            let kinds: Vec<&'static str> = wops
+                .iter()
+                .map(|o| match o {
+                    WriteOp::Add(_) => "add",
+                    WriteOp::Replace { .. } => "replace",
+                    WriteOp::Delete { .. } => "delete",
+                })
+                .collect();
+            let src = &mut run.sources[si];
+            let results = src.write(wops).await.map_err(|e| EngineError::Source(e.to_string()))?;
+            for ((res, kind), rref) in results.iter().zip(kinds).zip(refs) {
+                match &res.error {
+                    None => match kind {
+                        "add" => run.report.added += 1,
+                        "replace" => run.report.replaced += 1,
+                        _ => run.report.deleted += 1,
+                    },
+                    Some(why) => {
+                        run.report.failed += 1;
+                        run.report.errors.push(format!("{} {kind} on the phone failed: {why}", src.display_name()));
+                        if let Some(ri) = rref {
+                            failed_received.insert(ri);
+                        }
+                    }
+                }
+            }
+        }
+
+        // Rebuild the tracking state from what the stores hold now.
+        let mut revisions = BTreeMap::new();
+        let mut now_by_uid: HashMap<String, (String, String, Vec<u8>)> = HashMap::new();
+        let mut complete = true;
+        for src in run.sources.iter_mut() {
+            revisions.insert(src.id().to_string(), src.revision().await.map_err(|e| EngineError::Source(e.to_string()))?);
+            for it in src.list().await.map_err(|e| EngineError::Source(e.to_string()))? {
+                match it.item {
+                    Ok(item) => {
+                        let uid = item.uid().map(str::to_string).unwrap_or_else(|| it.local_id.clone());
+                        let data = item.to_wire(canonical_format(class));
+                        now_by_uid.insert(uid, (src.id().to_string(), it.local_id, data));
+                    }
+                    Err(_) => complete = false,
+                }
+            }
+        }
+        let kept: std::collections::HashSet<usize> = kept_phone_version.into_iter().collect();
+        let mut upserts = Vec::new();
+        let mut id_maps = Vec::new();
+        for (ri, r) in run.received.iter().enumerate() {
+            id_maps.push((r.luid.to_string(), r.server_id.clone()));
+            if failed_received.contains(&ri) {
+                continue;
+            }
+            let Some(uid) = r.item.uid() else { continue };
+            let Some((source_id, local_id, data)) = now_by_uid.get(uid) else { continue };
+            upserts.push(TrackedItem {
+                luid: r.luid,
+                source_id: source_id.clone(),
+                local_id: local_id.clone(),
+                // The phone kept its newer copy: the server's is older, so the next backup sends it.
+                hash: if kept.contains(&ri) { Vec::new() } else { tracker::hash(data) },
+            });
+        }
+        let all_done = run.report.failed == 0 && complete && kept.is_empty();
+        let commit = SessionCommit {
+            server_url: account.server_url.clone(),
+            remote_uri: run.remote_uri.clone(),
+            next_anchor: next_anchor.to_string(),
+            source_revisions: if all_done && mode == RestoreMode::Replace || all_done && upserts.len() == now_by_uid.len() {
+                revisions
+            } else {
+                BTreeMap::new()
+            },
+            reset_items: true,
+            upserts,
+            removals: Vec::new(),
+            next_luid: run.next_luid,
+            server_other_items: 0,
+            id_maps,
+        };
+        self.with_store(|s| s.commit_session(name, class, &commit))?;
+        run.report.items = now_by_uid.len() as u32;
+        run.report.settle();
+        ctx.observer.progress(class, total as u32, total as u32);
+        tracing::info!(
+            job = ctx.id, %class, mode = mode.as_str(), received = run.received.len(), added = run.report.added,
+            replaced = run.report.replaced, deleted = run.report.deleted, failed = run.report.failed, "class restored"
+        );
+        Ok(())
+    }
+}
