@@ -35,7 +35,14 @@ async fn backup_500_contacts_then_edits_and_deletes_then_factory_killed() {
     sync.set_account(&env.account()).await.expect("SetAccount");
 
     // --- 1. first backup: everything arrives, field by field
-    let o = sync.run_backup(JOB_TIMEOUT).await.unwrap();
+    let watcher = harness::JobWatcher::new(sync.connection()).await.unwrap();
+    let job = sync.backup().await.expect("Backup");
+    let again = sync.backup().await.expect("second Backup");
+    assert_eq!(job, again, "a second Backup() while one runs must return the running job");
+    let kind: String = sync.job(job.as_str()).await.unwrap().get_property("Kind").await.unwrap();
+    assert_eq!(kind, "backup");
+    let o = sync.wait_job(&watcher, job.as_str(), JOB_TIMEOUT).await.unwrap();
+    assert!(o.report_from_signal, "no Finished signal for {}", o.path);
     eprintln!("first backup: {:.1}s", o.duration.as_secs_f64());
     assert_eq!(o.state, "succeeded", "{}\n{}", describe(&o), env.daemon_log_tail());
     assert_eq!(o.error, "", "{}", describe(&o));
