@@ -302,6 +302,8 @@ impl Engine {
         let source_index = |id: &str| source_ids.iter().position(|s| s == id);
 
         let mut ops: Vec<Vec<(WriteOp, Option<usize>)>> = (0..run.sources.len()).map(|_| Vec::new()).collect();
+        // Where each received item lives on the phone once written: (source index, local id).
+        let mut placed: HashMap<usize, (usize, String)> = HashMap::new();
         let mut kept_phone_version: Vec<usize> = Vec::new();
         let mut server_uids = std::collections::HashSet::new();
         for (ri, r) in run.received.iter().enumerate() {
@@ -311,6 +313,7 @@ impl Engine {
             }
             match uid.as_ref().and_then(|u| phone.get(u)) {
                 Some(p) => {
+                    placed.insert(ri, (p.source, p.local_id.clone()));
                     let server_newer = match (modified(&r.item), modified(&p.item)) {
                         (Some(s), Some(ph)) => s > ph,
                         _ => true,
@@ -325,6 +328,9 @@ impl Engine {
                 }
                 None => {
                     let target = uid.as_ref().and_then(|u| origin.get(u)).and_then(|id| source_index(id)).unwrap_or(0);
+                    if let Some(u) = &uid {
+                        placed.insert(ri, (target, u.clone()));
+                    }
                     ops[target].push((WriteOp::Add(r.item.clone()), Some(ri)));
                 }
             }
@@ -356,6 +362,9 @@ impl Engine {
             let src = &mut run.sources[si];
             let results = src.write(wops).await.map_err(|e| EngineError::Source(e.to_string()))?;
             for ((res, kind), rref) in results.iter().zip(kinds).zip(refs) {
+                if let (Some(ri), Some(id)) = (rref, &res.local_id) {
+                    placed.insert(ri, (si, id.clone()));
+                }
                 match &res.error {
                     None => match kind {
                         "add" => run.report.added += 1,
@@ -375,16 +384,14 @@ impl Engine {
 
         // Rebuild the tracking state from what the stores hold now.
         let mut revisions = BTreeMap::new();
-        let mut now_by_uid: HashMap<String, (String, String, Vec<u8>)> = HashMap::new();
+        let mut now_by_id: HashMap<(usize, String), Vec<u8>> = HashMap::new();
         let mut complete = true;
-        for src in run.sources.iter_mut() {
+        for (si, src) in run.sources.iter_mut().enumerate() {
             revisions.insert(src.id().to_string(), src.revision().await.map_err(|e| EngineError::Source(e.to_string()))?);
             for it in src.list().await.map_err(|e| EngineError::Source(e.to_string()))? {
                 match it.item {
                     Ok(item) => {
-                        let uid = item.uid().map(str::to_string).unwrap_or_else(|| it.local_id.clone());
-                        let data = item.to_wire(canonical_format(class));
-                        now_by_uid.insert(uid, (src.id().to_string(), it.local_id, data));
+                        now_by_id.insert((si, it.local_id), item.to_wire(canonical_format(class)));
                     }
                     Err(_) => complete = false,
                 }
@@ -398,11 +405,11 @@ impl Engine {
             if failed_received.contains(&ri) {
                 continue;
             }
-            let Some(uid) = r.item.uid() else { continue };
-            let Some((source_id, local_id, data)) = now_by_uid.get(uid) else { continue };
+            let Some((si, local_id)) = placed.get(&ri) else { continue };
+            let Some(data) = now_by_id.get(&(*si, local_id.clone())) else { continue };
             upserts.push(TrackedItem {
                 luid: r.luid,
-                source_id: source_id.clone(),
+                source_id: source_ids[*si].clone(),
                 local_id: local_id.clone(),
                 // The phone kept its newer copy: the server's is older, so the next backup sends it.
                 hash: if kept.contains(&ri) { Vec::new() } else { tracker::hash(data) },
@@ -413,7 +420,8 @@ impl Engine {
             server_url: account.server_url.clone(),
             remote_uri: run.remote_uri.clone(),
             next_anchor: next_anchor.to_string(),
-            source_revisions: if all_done && mode == RestoreMode::Replace || all_done && upserts.len() == now_by_uid.len() {
+            // Every phone item is the server's: the next backup needs to read nothing.
+            source_revisions: if all_done && upserts.len() == now_by_id.len() {
                 revisions
             } else {
                 BTreeMap::new()
@@ -426,7 +434,7 @@ impl Engine {
             id_maps,
         };
         self.with_store(|s| s.commit_session(name, class, &commit))?;
-        run.report.items = now_by_uid.len() as u32;
+        run.report.items = now_by_id.len() as u32;
         run.report.settle();
         ctx.observer.progress(class, total as u32, total as u32);
         tracing::info!(
