@@ -6,6 +6,7 @@
 mod backup;
 pub mod restore;
 pub mod devinf;
+pub mod negotiate;
 pub mod report;
 pub mod tracker;
 
