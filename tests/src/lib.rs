@@ -226,6 +226,7 @@ pub struct TestEnv {
     root: PathBuf,
     dir: Option<tempfile::TempDir>,
     name: String,
+    keep: bool,
     /// Every password handed to the daemon (checked by [`TestEnv::assert_no_secrets_leaked`]).
     secrets: std::sync::Mutex<Vec<(String, String)>>,
 }
@@ -266,7 +267,7 @@ impl TestEnv {
             phone.eds_startup.as_secs_f64(),
             server.as_ref().map(|s| s.startup_time().as_secs_f64()).unwrap_or(0.0)
         );
-        Ok(TestEnv { run_id, seed, phone, server, root, dir: Some(dir), name: name.into(), secrets: Default::default() })
+        Ok(TestEnv { run_id, seed, phone, server, root, dir: Some(dir), name: name.into(), keep: false, secrets: Default::default() })
     }
 
     /// The test's root directory.
@@ -398,6 +399,11 @@ impl TestEnv {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// Keep the test dir after drop (as `IMSYNC_KEEP_TEST_DIR=1` does).
+    pub fn keep_dir(&mut self) {
+        self.keep = true;
+    }
 }
 
 /// Search files (recursively under directories) for byte strings.
@@ -433,7 +439,7 @@ impl Drop for TestEnv {
             // EDS factories and SyncEvolution helpers normally exit with their bus
             eprintln!("harness[{}]: killed stragglers {stragglers:?}", self.name);
         }
-        let keep = failed || std::env::var("IMSYNC_KEEP_TEST_DIR").is_ok_and(|v| v == "1");
+        let keep = failed || self.keep || std::env::var("IMSYNC_KEEP_TEST_DIR").is_ok_and(|v| v == "1");
         if let Some(dir) = self.dir.take() {
             if keep {
                 let p = dir.keep();

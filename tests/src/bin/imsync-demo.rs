@@ -49,34 +49,45 @@ fn ensure_daemon_built() -> Result<()> {
     }
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    if let Err(e) = run().await {
-        eprintln!("imsync-demo: {e}");
-        std::process::exit(1);
-    }
-}
-
-async fn run() -> Result<()> {
+fn main() {
     let mut count = 50usize;
+    let mut keep = std::env::var("IMSYNC_KEEP_TEST_DIR").is_ok_and(|v| v == "1");
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--contacts" => count = args.next().and_then(|n| n.parse().ok()).ok_or("--contacts N")?,
-            "--keep" => unsafe { std::env::set_var("IMSYNC_KEEP_TEST_DIR", "1") }, // before any thread starts
+            "--contacts" => match args.next().and_then(|n| n.parse().ok()) {
+                Some(n) => count = n,
+                None => fail("--contacts needs a number".into()),
+            },
+            "--keep" => keep = true,
             "-h" | "--help" => {
                 println!("usage: imsync-demo [--contacts N] [--keep]");
-                return Ok(());
+                return;
             }
-            other => return Err(format!("unknown argument {other:?} (try --help)").into()),
+            other => fail(format!("unknown argument {other:?} (try --help)").into()),
         }
     }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    if let Err(e) = rt.block_on(run(count, keep)) {
+        fail(e);
+    }
+}
+
+fn fail(e: harness::Error) -> ! {
+    eprintln!("imsync-demo: {e}");
+    std::process::exit(1);
+}
+
+async fn run(count: usize, keep: bool) -> Result<()> {
     ensure_daemon_built()?;
     harness::daemon::workspace_binary("imsyncd")?;
 
     let t0 = Instant::now();
     step(t0, "starting a private D-Bus bus with evolution-data-server, gnome-keyring, imsyncd, and a SyncML server ...");
-    let env = TestEnv::new("demo").await?;
+    let mut env = TestEnv::new("demo").await?;
+    if keep {
+        env.keep_dir();
+    }
     let srv = env.server();
     step(t0, &format!("sandbox: {}", env.root().display()));
     step(t0, &format!("phone bus: {}", env.phone.bus.address()));
@@ -154,7 +165,7 @@ async fn run() -> Result<()> {
             println!("           {p}");
         }
     }
-    if std::env::var("IMSYNC_KEEP_TEST_DIR").is_ok_and(|v| v == "1") {
+    if keep {
         step(t0, &format!("sandbox kept: {}", env.root().display()));
     }
     step(t0, "stopping everything");
