@@ -55,6 +55,8 @@ async fn backup_500_contacts_then_edits_and_deletes_then_factory_killed() {
         o.progress
     );
     assert!(o.progress.iter().all(|(_, done, total)| done <= total), "{:?}", o.progress);
+    let last = o.progress.iter().rev().find(|(class, _, _)| class == "contacts").unwrap();
+    assert_eq!((last.1, last.2), (500, 500), "last Progress for contacts: {:?}", o.progress);
     assert_eq!(env.server().item_count("contacts"), 500);
     env.assert_server_contacts(&specs, true);
     for db in ["calendar", "tasks", "notes", "sms", "roster"] {
@@ -102,8 +104,20 @@ async fn backup_500_contacts_then_edits_and_deletes_then_factory_killed() {
     env.phone.book_mut().reopen().await.unwrap();
     assert_eq!(env.phone.book().list_uids().await.unwrap().len(), 498, "EDS must be untouched");
 
+    // --- 3b. a change made through the new factory, then the factory dies
+    // again: the daemon must read the fresh data, not a stale view
+    specs[50].edit("after factory restart");
+    env.phone.book().modify_contacts(&[specs[50].to_vcard(Some(&uids[50]))]).await.unwrap();
+    env.phone.kill_addressbook_factory().await.unwrap().expect("factory running");
+    let o = sync.run_backup(JOB_TIMEOUT).await.unwrap();
+    assert_eq!(o.state, "succeeded", "{}\n{}", describe(&o), env.daemon_log_tail());
+    let c = o.report.class("contacts");
+    assert_eq!((c.added, c.replaced, c.deleted, c.failed), (0, 1, 0, 0), "{}", describe(&o));
+    let remaining: Vec<_> = specs.iter().enumerate().filter(|(i, _)| !deleted.contains(i)).map(|(_, s)| s.clone()).collect();
+    env.assert_server_contacts(&remaining, true);
+
     let history = sync.history(10).await.unwrap();
-    assert!(history.len() >= 3, "GetHistory(10) after 3 backups: {history:#?}");
+    assert!(history.len() >= 4, "GetHistory(10) after 4 backups: {history:#?}");
     let last = sync.last_backup().await.unwrap();
     assert!(last.as_object().is_some_and(|o| !o.is_empty()), "LastBackup: {last:#}");
     env.assert_no_secrets_leaked(&env.phone);
