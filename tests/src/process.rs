@@ -4,7 +4,6 @@
 //! that marker in `/proc/*/environ`.
 
 use std::fs;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,10 +26,9 @@ pub fn clean_command(program: impl AsRef<std::ffi::OsStr>, root: &Path) -> Comma
         .env("TZ", "UTC")
         .env(MARKER_DIR, root)
         .env(MARKER_OWNER, std::process::id().to_string())
-        .stdin(Stdio::null())
-        // own process group: a Ctrl-C on the test run does not hit the
-        // servers before the harness stops them in order
-        .process_group(0);
+        // same process group as the test: a Ctrl-C on `cargo test` (which
+        // skips all destructors) ends the harness's processes too
+        .stdin(Stdio::null());
     c
 }
 
