@@ -24,7 +24,7 @@ pub const ALLOWED_REWRITES: &[&str] = &[
     "trailing empty components of structured values are added or dropped (`ORG:A;B` vs `ORG:A;B;;`)",
     "text escaping variants: values are compared after unescaping (`\\n`/`\\N`, `\\,`, `\\;`, `\\\\`)",
     "parameter order, parameter name case, TYPE value case and splitting (`TYPE=a,b` vs `TYPE=a;TYPE=b`): TYPE is compared as an upper-case set",
-    "EMAIL TYPE=INTERNET and TEL TYPE=VOICE (the defaults) may be added or dropped",
+    "EMAIL TYPE=INTERNET and TEL TYPE=VOICE (the defaults) may be added or dropped; whitespace around TEL/EMAIL values",
     "X-* parameters (e.g. EDS's X-EVOLUTION-E164) and CHARSET/ENCODING/VALUE parameters (not compared)",
     "BDAY date format: `1970-03-21` vs `19700321` (compared without dashes)",
     "PHOTO: encoding parameter (`ENCODING=b`/`B`/`BASE64`), base64 line breaks; compared as decoded bytes plus the image type (`PNG`, `image/png`)",

@@ -1,4 +1,11 @@
 //! Contacts backup against a real SyncML server (acceptance criteria 1-4).
+//!
+//! Server items are matched to the seeded contacts by a test key EMAIL
+//! (`…+c<run>-<n>@example.org`), never by UID, and compared field by field:
+//! N, FN, TEL, EMAIL, ADR, NOTE, ORG, CATEGORIES, BDAY, PHOTO (decoded bytes
+//! = the generated PNG). What the server may rewrite is listed in
+//! `harness::vcard::ALLOWED_REWRITES` (and printed with any difference);
+//! everything else must be equal.
 
 use std::time::{Duration, Instant};
 
