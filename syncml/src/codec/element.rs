@@ -1,4 +1,4 @@
-//! An encoding-neutral element tree: what the XML (and later WBXML) codecs
+//! An encoding-neutral element tree: what the XML and WBXML codecs
 //! produce on decode and consume on encode.
 
 use super::DecodeError;
@@ -13,6 +13,11 @@ pub struct Element {
     /// Decoders leave it `None`: namespaces are not checked on input.
     pub ns: Option<&'static str>,
     pub text: String,
+    /// Binary content (WBXML `OPAQUE`): item data that need not be UTF-8.
+    /// The XML codec writes it as (lossy UTF-8) text and never produces it;
+    /// the WBXML codec writes it as `OPAQUE` and produces it for `OPAQUE`
+    /// content that is not a nested document.
+    pub opaque: Option<Vec<u8>>,
     pub children: Vec<Element>,
     pub pos: u64,
 }
@@ -39,6 +44,20 @@ impl Element {
 
     pub fn push_leaf(&mut self, name: &str, text: impl Into<String>) {
         self.children.push(Element::leaf(name, text));
+    }
+
+    /// `<name>` with binary content (WBXML OPAQUE; text in XML).
+    pub fn push_opaque(&mut self, name: &str, bytes: Vec<u8>) {
+        self.children.push(Element { name: name.to_string(), opaque: Some(bytes), ..Element::default() });
+    }
+
+    /// The element's content as bytes: its text followed by its opaque data.
+    pub fn content_bytes(&self) -> Vec<u8> {
+        let mut v = self.text.as_bytes().to_vec();
+        if let Some(o) = &self.opaque {
+            v.extend_from_slice(o);
+        }
+        v
     }
 
     pub fn push_opt_leaf(&mut self, name: &str, text: Option<&str>) {
@@ -68,7 +87,16 @@ impl Element {
 
     /// Trimmed text of a child element.
     pub fn child_text(&self, name: &str) -> Option<&str> {
-        self.child(name).map(|c| c.text.trim())
+        self.child(name).map(|c| c.str_content().trim())
+    }
+
+    /// The text, or (if there is none) the opaque content when it is UTF-8:
+    /// some WBXML encoders send numbers and strings as OPAQUE.
+    pub fn str_content(&self) -> &str {
+        match &self.opaque {
+            Some(o) if self.text.is_empty() => std::str::from_utf8(o).unwrap_or(""),
+            _ => &self.text,
+        }
     }
 
     pub fn child_string(&self, name: &str) -> Option<String> {
@@ -93,7 +121,7 @@ impl Element {
 
     /// Parse this element's own text as a number.
     pub fn number<T: std::str::FromStr>(&self) -> Result<T, DecodeError> {
-        let t = self.text.trim();
+        let t = self.str_content().trim();
         t.parse::<T>().map_err(|_| DecodeError::InvalidNumber {
             element: self.name.clone(),
             value: t.chars().take(40).collect(),

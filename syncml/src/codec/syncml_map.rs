@@ -11,6 +11,16 @@ use super::DecodeError;
 use crate::types::*;
 
 pub const NS_SYNCML: &str = "SYNCML:SYNCML1.2";
+pub const NS_SYNCML_1_1: &str = "SYNCML:SYNCML1.1";
+
+/// The SyncML namespace for a VerDTD ("1.1" or "1.2").
+pub fn syncml_ns(ver_dtd: &str) -> &'static str {
+    if ver_dtd.trim() == "1.1" {
+        NS_SYNCML_1_1
+    } else {
+        NS_SYNCML
+    }
+}
 pub const NS_METINF: &str = "syncml:metinf";
 
 // ---------------------------------------------------------------- decode
@@ -201,7 +211,7 @@ fn item_from(el: &Element) -> Result<Item, DecodeError> {
         } else if let Some(a) = d.child("Anchor") {
             ItemData::Anchor(anchor_from(a))
         } else {
-            ItemData::Bytes(d.text.clone().into_bytes())
+            ItemData::Bytes(d.content_bytes())
         }),
     };
     Ok(Item {
@@ -216,7 +226,7 @@ fn item_from(el: &Element) -> Result<Item, DecodeError> {
 // ---------------------------------------------------------------- encode
 
 pub fn message_to_element(msg: &Message) -> Element {
-    let mut root = Element::new("SyncML").with_ns(NS_SYNCML);
+    let mut root = Element::new("SyncML").with_ns(syncml_ns(&msg.hdr.ver_dtd));
     root.push(hdr_to_element(&msg.hdr));
     let mut body = Element::new("SyncBody");
     for c in &msg.body {
@@ -316,7 +326,7 @@ fn item_to_element(i: &Item) -> Element {
     push_meta(&mut e, i.meta.as_ref());
     match &i.data {
         None => {}
-        Some(ItemData::Bytes(b)) => e.push_leaf("Data", String::from_utf8_lossy(b).into_owned()),
+        Some(ItemData::Bytes(b)) => e.push_opaque("Data", b.clone()),
         Some(ItemData::DevInf(d)) => {
             let mut data = Element::new("Data");
             data.push(devinf_map::devinf_to_element(d));

@@ -149,16 +149,22 @@ pub fn write_element(out: &mut String, el: &Element) {
         escape_into(out, ns, true);
         out.push('\'');
     }
-    if el.children.is_empty() && el.text.is_empty() {
+    let opaque = el.opaque.as_deref().map(String::from_utf8_lossy);
+    let text: std::borrow::Cow<'_, str> = match opaque {
+        None => std::borrow::Cow::Borrowed(el.text.as_str()),
+        Some(o) if el.text.is_empty() => o,
+        Some(o) => std::borrow::Cow::Owned(format!("{}{o}", el.text)),
+    };
+    if el.children.is_empty() && text.is_empty() {
         out.push_str("/>");
         return;
     }
     out.push('>');
-    if !el.text.is_empty() {
-        if el.name == "Data" && el.text.contains(['<', '&']) {
-            write_cdata(out, &el.text);
+    if !text.is_empty() {
+        if el.name == "Data" && text.contains(['<', '&']) {
+            write_cdata(out, &text);
         } else {
-            escape_into(out, &el.text, false);
+            escape_into(out, &text, false);
         }
     }
     for c in &el.children {
