@@ -122,6 +122,8 @@ impl Bus {
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
+        // inherited by every service the bus activates (EDS factories, ...)
+        cmd.env(process::MARKER_BUS, dir);
         cmd.arg("--nofork")
             .arg("--print-address=1")
             .arg(format!("--config-file={}", conf.display()))
@@ -178,9 +180,23 @@ impl Bus {
         Ok(zbus::connection::Builder::address(self.address.as_str())?.build().await?)
     }
 
-    /// Stop the bus (every GDBus service on it exits by itself then).
+    /// Stop the bus (every GDBus service on it exits by itself then), then
+    /// end whatever it activated and is still running.
     pub fn stop(&mut self) {
+        if self.proc.pid() == 0 {
+            return;
+        }
         self.proc.stop();
+        let left = process::kill_with_env(process::MARKER_BUS, &self.dir.display().to_string());
+        if !left.is_empty() {
+            eprintln!("harness: ended {left:?} left over from the bus in {}", self.dir.display());
+        }
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

@@ -154,16 +154,29 @@ pub fn alive(pid: u32) -> bool {
     }
 }
 
+/// Marker put on a bus and everything it activates: the bus's directory.
+pub const MARKER_BUS: &str = "IMSYNC_HARNESS_BUS";
+
 /// PIDs of live processes carrying `MARKER_DIR=root`.
 pub fn marked_pids(root: &Path) -> Vec<u32> {
-    let needle = format!("{MARKER_DIR}={}", root.display()).into_bytes();
+    pids_with_env(MARKER_DIR, &root.display().to_string())
+}
+
+/// PIDs of live processes whose environment has `key=value`.
+pub fn pids_with_env(key: &str, value: &str) -> Vec<u32> {
+    let needle = format!("{key}={value}").into_bytes();
     all_pids().into_iter().filter(|p| alive(*p) && proc_env_has(*p, &needle)).collect()
 }
 
-/// SIGKILL every process that carries our marker for `root` and wait (a bit)
-/// until they are gone. Returns what was found.
+/// SIGTERM, then SIGKILL, every process that carries our marker for `root`
+/// and wait (a bit) until they are gone. Returns what was found.
 pub fn kill_stragglers(root: &Path) -> Vec<u32> {
-    let found = marked_pids(root);
+    kill_with_env(MARKER_DIR, &root.display().to_string())
+}
+
+/// Like [`kill_stragglers`], for processes with `key=value` in their environment.
+pub fn kill_with_env(key: &str, value: &str) -> Vec<u32> {
+    let found = pids_with_env(key, value);
     if found.is_empty() {
         return found;
     }

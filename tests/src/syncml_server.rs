@@ -19,6 +19,9 @@ use crate::bus::{Bus, BusOptions};
 use crate::process::{self, Proc};
 use crate::Result;
 
+/// Marker on every process of one server: its directory.
+pub const MARKER_SERVER: &str = "IMSYNC_HARNESS_SERVER";
+
 const HTTP_WRAPPER: &str = include_str!("../syncml-server/http-wrapper.py");
 
 pub const SYNCEVOLUTION: &str = "/usr/bin/syncevolution";
@@ -172,6 +175,7 @@ impl SyncmlServer {
     fn command(&self, prog: &str) -> std::process::Command {
         let mut c = process::clean_command(prog, &self.root);
         Bus::apply_env(&mut c, self.bus().dir(), self.bus().address());
+        c.env(MARKER_SERVER, &self.dir);
         c
     }
 
@@ -345,6 +349,11 @@ impl SyncmlServer {
         }
         if let Some(mut b) = self.bus.take() {
             b.stop();
+        }
+        // per-session syncevo-dbus-helper processes, syncevolution --configure runs
+        let left = process::kill_with_env(MARKER_SERVER, &self.dir.display().to_string());
+        if !left.is_empty() {
+            eprintln!("harness: ended {left:?} left over from the SyncML server in {}", self.dir.display());
         }
     }
 }
