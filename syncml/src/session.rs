@@ -10,7 +10,7 @@
 //! loop {
 //!     match session.poll() {
 //!         Event::Send { url, body, .. }          => { let r = http_post(url, body); session.receive(r.status, r.content_type, &r.body) }
-//!         Event::NeedChanges { store, mode }     => session.provide_changes(&store, changes_for(store, mode)),
+//!         Event::NeedChanges { store, mode }     => session.provide_changes_as(&store, ct, ver, changes_for(store, mode)),
 //!         Event::ServerItems { store, items }    => session.server_item_results(&store, apply(items)),
 //!         Event::Finished(report)                => { commit(report); break }
 //!         Event::Failed(err)                     => { log(err); break }
@@ -49,6 +49,44 @@
 //! server are queued in the order of the server's commands; those for server
 //! items are placeholders until the driver answers `ServerItems`.
 //!
+//! ## Encoding and version
+//!
+//! Messages go out in WBXML by default ([`ClientSession::new`]) or in the
+//! encoding given to [`ClientSession::with_encoding`]. Answers are decoded by
+//! their Content-Type (or sniffed). If the *first* answer to a WBXML message
+//! is an HTTP 4xx, has a non-SyncML Content-Type or does not decode, the
+//! session starts over in XML (MsgID 1, original URL) and the report says
+//! `encoding_fallback` (the driver remembers it per server). If the first
+//! answer is SyncML 1.1 (VerProto) or a SyncHdr status 505/513, the session
+//! starts over in SyncML 1.1 (`./devinf11`, DevInf VerDTD 1.1).
+//!
+//! ## Modes
+//!
+//! A configured two-way sync without a Last anchor is alerted as slow (201);
+//! a 508 on our Alert is followed by the server's 201 Alert, which is what
+//! [`Event::NeedChanges`] reports. Refresh-from-client (203) is never chosen
+//! by the session, only sent when configured. Server Add/Replace/Delete in
+//! every mode come as [`Event::ServerItems`]; results with a LUID become Map
+//! items sent in package 5.
+//!
+//! ## Large objects
+//!
+//! A change whose command does not fit into an (otherwise empty) message is
+//! sent in chunks: each chunk fills the room left in its message, the first
+//! carries `Meta/Size` (the whole object), all but the last `<MoreData/>`,
+//! and nothing follows a chunk in its message. The server answers 213 per
+//! chunk and the final status for the last one (424 = size mismatch). A
+//! change bigger than the server's `MaxObjSize` is not sent (413 in the
+//! report). Server chunks are reassembled (bounded by our MaxObjSize).
+//!
+//! ## Statuses
+//!
+//! Every item status is reported with the server's code ([`ClientItemResult`]);
+//! a rejected chunk fails its item; 420 (device full) stops sending to that
+//! store (the unsent changes are reported, the store fails); SyncHdr 401/407
+//! with a Chal is retried once with the challenged type and nonce; other
+//! SyncHdr errors fail the session; [`status_description`] names any code.
+//!
 //! Everything is bounded: at most [`MAX_MESSAGES`] messages per session, the
 //! decoder limits nesting, chunked server items are limited by our MaxObjSize.
 //! Encoding iterates only over `Vec`s and `BTreeMap`s, so output is
@@ -58,14 +96,92 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::auth;
 use crate::codec::{self, xml, DecodeError};
+pub use crate::codec::Encoding;
 use crate::devinf::DevInf;
 use crate::types::*;
 
 /// Upper bound of messages we send in one session.
 pub const MAX_MESSAGES: u32 = 1000;
 
-/// HTTP Content-Type of the messages we send.
+/// HTTP Content-Type of XML messages.
 pub const CONTENT_TYPE_XML: &str = xml::CONTENT_TYPE;
+/// HTTP Content-Type of WBXML messages.
+pub const CONTENT_TYPE_WBXML: &str = codec::wbxml::CONTENT_TYPE;
+
+/// Smallest large-object chunk we start in a message (else: next message).
+const MIN_CHUNK: u64 = 256;
+
+/// What a SyncML status code means (by class for codes we do not know).
+pub fn status_description(code: u16) -> &'static str {
+    match code {
+        200 => "ok",
+        201 => "item added",
+        202 => "accepted for processing",
+        203 => "non-authoritative response",
+        204 => "no content",
+        205 => "reset content",
+        206 => "partial content",
+        207 => "conflict resolved with merge",
+        208 => "conflict resolved, client's command won",
+        209 => "conflict resolved with duplicate",
+        210 => "delete without archive",
+        211 => "item not deleted (not found)",
+        212 => "authentication accepted",
+        213 => "chunked item accepted and buffered",
+        214 => "operation cancelled",
+        215 => "not executed",
+        216 => "atomic roll back ok",
+        300..=399 => "redirection",
+        400 => "bad request",
+        401 => "invalid credentials",
+        403 => "forbidden",
+        404 => "not found",
+        405 => "command not allowed",
+        406 => "optional feature not supported",
+        407 => "missing credentials",
+        408 => "request timeout",
+        409 => "conflict",
+        410 => "gone",
+        411 => "size required",
+        412 => "incomplete command",
+        413 => "request entity too large",
+        414 => "URI too long",
+        415 => "unsupported media type or format",
+        416 => "requested size too big",
+        417 => "retry later",
+        418 => "already exists",
+        419 => "conflict resolved with server data",
+        420 => "device full",
+        421 => "unknown search grammar",
+        422 => "bad CGI script",
+        423 => "soft-delete conflict",
+        424 => "size mismatch",
+        425 => "permission denied",
+        426 => "partial item not accepted",
+        427 => "item not empty",
+        428 => "move failed",
+        400..=499 => "client error",
+        500 => "command failed",
+        501 => "command not implemented",
+        502 => "bad gateway",
+        503 => "service unavailable",
+        504 => "gateway timeout",
+        505 => "DTD version not supported",
+        506 => "processing error",
+        507 => "atomic failed",
+        508 => "refresh required",
+        510 => "data store failure",
+        511 => "server failure",
+        512 => "synchronization failed",
+        513 => "protocol version not supported",
+        514 => "operation cancelled",
+        516 => "atomic roll back failed",
+        517 => "atomic response too large to fit",
+        500..=599 => "server error",
+        100..=199 => "in progress",
+        _ => "unknown status",
+    }
+}
 
 /// Sync modes (alert codes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -152,6 +268,23 @@ pub struct SessionConfig {
     pub stores: Vec<StoreConfig>,
 }
 
+impl SessionConfig {
+    /// A configuration without stores, credentials and DevInf (for tests and
+    /// struct-update syntax).
+    pub fn new(server_url: impl Into<String>, device_id: impl Into<String>, session_id: impl Into<String>) -> Self {
+        SessionConfig {
+            server_url: server_url.into(),
+            device_id: device_id.into(),
+            session_id: session_id.into(),
+            credentials: None,
+            max_msg_size: 150_000,
+            max_obj_size: 4_000_000,
+            devinf: DevInf::default(),
+            stores: Vec::new(),
+        }
+    }
+}
+
 /// A local change the driver hands to the session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -224,8 +357,10 @@ pub struct ItemResult {
 pub struct ClientItemResult {
     pub luid: String,
     pub kind: ItemKind,
-    /// The server's status; 413 if we did not send it (too large); 0 if the
-    /// server never sent a status.
+    /// The server's status (for a large object: the status of its last
+    /// chunk, or of the chunk the server rejected); 413 if we did not send it
+    /// (bigger than the server's MaxObjSize); 0 if the server never sent a
+    /// status (or we never sent the change: see `error`).
     pub status: u16,
     /// Set when the failure is ours (not sent) or the status is missing.
     pub error: Option<String>,
@@ -263,6 +398,15 @@ pub struct SessionReport {
     /// Irregularities that did not fail the session (unknown status refs,
     /// duplicate statuses, missing statuses, ...).
     pub warnings: Vec<String>,
+    /// The encoding the session ended up using.
+    pub encoding: Encoding,
+    /// The server refused our first WBXML message (HTTP 4xx, a non-SyncML or
+    /// undecodable answer) and the session was redone in XML: remember to use
+    /// XML for this server.
+    pub encoding_fallback: bool,
+    /// SyncML version of the session: "1.2", or "1.1" when the server only
+    /// speaks 1.1 (answered 505 or VerProto SyncML/1.1) and we redid it.
+    pub protocol_version: String,
 }
 
 impl SessionReport {
@@ -286,6 +430,13 @@ pub struct StoreReport {
     pub next_anchor: String,
     /// Why this store failed; `None` = synchronised (anchors may be committed).
     pub error: Option<String>,
+    /// Content type / version our changes were sent as.
+    pub content_type: String,
+    pub content_version: String,
+    /// Changes sent as large objects (in chunks).
+    pub large_objects_sent: u32,
+    /// The server answered 420 (device full): we stopped sending to it.
+    pub server_full: bool,
 }
 
 impl StoreReport {
@@ -300,11 +451,11 @@ pub enum SessionError {
     AuthenticationFailed { status: u16 },
     #[error("server answered HTTP status {status}; body starts with {body_start:?}")]
     Http { status: u16, body_start: String },
-    #[error("server response (HTTP {http_status}) is not a SyncML XML message: {error}; body starts with {body_start:?}")]
+    #[error("server response (HTTP {http_status}) is not a SyncML message: {error}; body starts with {body_start:?}")]
     Decode { http_status: u16, error: DecodeError, body_start: String },
     #[error("server response has unsupported Content-Type {content_type:?} (HTTP {http_status}); body starts with {body_start:?}")]
     UnsupportedContentType { content_type: String, http_status: u16, body_start: String },
-    #[error("server rejected {cmd} with status {status}")]
+    #[error("server rejected {cmd} with status {status} ({})", status_description(*status))]
     ServerError { status: u16, cmd: String },
     #[error("every store was rejected by the server (store {store}: status {status})")]
     StoreRejected { store: String, status: u16 },
@@ -341,6 +492,8 @@ struct OutChange {
     luid: String,
     data: Vec<u8>,
     result_idx: usize,
+    /// Bytes of `data` already sent as chunks (large object in progress).
+    offset: usize,
 }
 
 #[derive(Debug)]
@@ -360,6 +513,10 @@ struct StoreState {
     /// Handles of ServerItems emitted and not answered yet.
     awaiting_results: Vec<u64>,
     error: Option<String>,
+    content_type: String,
+    content_version: String,
+    large_objects_sent: u32,
+    full: bool,
 }
 
 impl StoreState {
@@ -378,6 +535,8 @@ enum SentCmd {
     Alert(usize),
     Sync(usize),
     Item { store: usize, result_idx: usize },
+    /// A chunk of a large object other than the last one.
+    Chunk { store: usize, result_idx: usize },
     Map(usize),
     Results,
     Alert222,
@@ -442,6 +601,12 @@ pub struct ClientSession {
     failed: Option<SessionError>,
     finished: Option<SessionReport>,
     done: bool,
+    encoding: Encoding,
+    encoding_fallback: bool,
+    /// Speaking SyncML 1.1 (after the server refused 1.2).
+    v11: bool,
+    /// A decodable SyncML reply arrived (no encoding/version fallback after).
+    got_reply: bool,
 }
 
 fn body_start(body: &[u8]) -> String {
@@ -453,7 +618,15 @@ fn same_uri(a: &str, b: &str) -> bool {
 }
 
 impl ClientSession {
+    /// A session in the default encoding (WBXML, falling back to XML if the
+    /// server refuses it).
     pub fn new(cfg: SessionConfig) -> Self {
+        Self::with_encoding(cfg, Encoding::default())
+    }
+
+    /// A session that starts in `encoding` (use `Encoding::Xml` for a server
+    /// known to refuse WBXML: see [`SessionReport::encoding_fallback`]).
+    pub fn with_encoding(cfg: SessionConfig, encoding: Encoding) -> Self {
         let stores = cfg
             .stores
             .iter()
@@ -472,6 +645,10 @@ impl ClientSession {
                 unacked_maps: 0,
                 awaiting_results: Vec::new(),
                 error: None,
+                content_type: s.content_type.clone(),
+                content_version: s.content_version.clone(),
+                large_objects_sent: 0,
+                full: false,
             })
             .collect();
         ClientSession {
@@ -503,6 +680,89 @@ impl ClientSession {
             failed: None,
             finished: None,
             done: false,
+            encoding,
+            encoding_fallback: false,
+            v11: false,
+            got_reply: false,
+        }
+    }
+
+    /// The encoding of the messages we send (changes to XML on fallback).
+    pub fn encoding(&self) -> Encoding {
+        self.encoding
+    }
+
+    /// The server's DevInf, once received (it is when the first
+    /// [`Event::NeedChanges`] is emitted, if the server sent one).
+    pub fn server_devinf(&self) -> Option<&DevInf> {
+        self.server_devinf.as_ref()
+    }
+
+    /// (changes the server acknowledged with a status, changes given) for
+    /// `store` (local URI); (0, 0) for an unknown store. For Progress signals.
+    pub fn progress(&self, store: &str) -> (u32, u32) {
+        match self.store_idx(store) {
+            None => (0, 0),
+            Some(i) => {
+                let r = &self.stores[i].item_results;
+                (r.iter().filter(|r| r.status != 0).count() as u32, r.len() as u32)
+            }
+        }
+    }
+
+    fn ver_dtd(&self) -> &'static str {
+        if self.v11 {
+            "1.1"
+        } else {
+            VER_DTD_1_2
+        }
+    }
+
+    fn ver_proto(&self) -> &'static str {
+        if self.v11 {
+            "SyncML/1.1"
+        } else {
+            VER_PROTO_1_2
+        }
+    }
+
+    fn devinf_uri(&self) -> &'static str {
+        if self.v11 {
+            "./devinf11"
+        } else {
+            DEVINF_URI
+        }
+    }
+
+    fn our_devinf(&self) -> DevInf {
+        let mut d = self.cfg.devinf.clone();
+        if self.v11 {
+            d.ver_dtd = "1.1".into();
+        }
+        d
+    }
+
+    /// Start over (new package 1 to the original URL, MsgID 1): after the
+    /// server refused our encoding or protocol version on the first message.
+    fn restart(&mut self) {
+        self.stage = Stage::Init;
+        self.url = self.cfg.server_url.clone();
+        self.next_msg_id = 1;
+        self.our_final_sent = false;
+        self.send_cred = self.cfg.credentials.is_some();
+        self.sent.clear();
+        self.statuses.clear();
+        self.pending_items.clear();
+        self.results_to_send.clear();
+        self.events.clear();
+        self.chunk = None;
+        self.server_max_msg_size = None;
+        self.server_max_obj_size = None;
+        for st in &mut self.stores {
+            st.phase = StorePhase::Alerted;
+            st.agreed = None;
+            st.alert_status = 0;
+            st.error = None;
         }
     }
 
@@ -566,17 +826,29 @@ impl ClientSession {
             return self.fail(SessionError::TooManyMessages(MAX_MESSAGES));
         }
         let msg = self.build_message();
-        let body = xml::encode(&msg);
+        let body = self.encoding.encode(&msg);
         self.messages_sent += 1;
         self.bytes_sent += body.len() as u64;
         self.awaiting_response = true;
-        Event::Send { url: self.url.clone(), body, content_type: CONTENT_TYPE_XML }
+        Event::Send { url: self.url.clone(), body, content_type: self.encoding.content_type() }
     }
 
     // ------------------------------------------------------------ driver answers
 
-    /// Hand over local changes for `store` after [`Event::NeedChanges`].
+    /// Hand over local changes for `store` after [`Event::NeedChanges`], in
+    /// the store's configured content type.
     pub fn provide_changes(&mut self, store: &str, changes: Vec<Change>) {
+        self.provide_changes_impl(store, None, changes)
+    }
+
+    /// Like [`Self::provide_changes`], with the changes in the format chosen
+    /// at NeedChanges time (e.g. from [`Self::server_devinf`]): it becomes the
+    /// Meta/Type of the commands of this store's Sync.
+    pub fn provide_changes_as(&mut self, store: &str, content_type: &str, content_version: &str, changes: Vec<Change>) {
+        self.provide_changes_impl(store, Some((content_type, content_version)), changes)
+    }
+
+    fn provide_changes_impl(&mut self, store: &str, format: Option<(&str, &str)>, changes: Vec<Change>) {
         let Some(idx) = self.store_idx(store) else {
             self.fail(SessionError::Usage(format!("provide_changes() for unknown store {store:?}")));
             return;
@@ -587,13 +859,18 @@ impl ClientSession {
         }
         // The NeedChanges event may not have been polled yet: drop it.
         self.events.retain(|e| !matches!(e, Event::NeedChanges { store: s, .. } if s == store));
+        if let Some((ct, ver)) = format {
+            self.stores[idx].content_type = ct.to_string();
+            self.stores[idx].content_version = ver.to_string();
+        }
         let mode = self.stores[idx].agreed.unwrap_or(self.stores[idx].cfg.mode);
         let mut changes = changes;
         if !mode.client_sends() && !changes.is_empty() {
             self.warn(format!("{store}: {} changes ignored in mode {mode:?} (client sends nothing)", changes.len()));
             changes.clear();
         }
-        let room = self.max_item_room(idx);
+        // Items that do not fit into a message go out as large objects (in
+        // chunks); only the server's MaxObjSize limits their size.
         let max_obj = self.server_max_obj_size;
         for ch in changes {
             let kind = ch.kind();
@@ -602,10 +879,7 @@ impl ClientSession {
                 Change::Delete { luid } => (luid, Vec::new()),
             };
             let result_idx = self.stores[idx].item_results.len();
-            let len = xml::encoded_command_len(&self.item_command(idx, kind, &luid, &data, "99999"));
-            let too_large = if len as u64 > room {
-                Some(format!("item too large: {len} bytes encoded, room in a message is {room} (server MaxMsgSize); large objects are not supported yet"))
-            } else if max_obj.is_some_and(|m| data.len() as u64 > m) {
+            let too_large = if max_obj.is_some_and(|m| data.len() as u64 > m) {
                 Some(format!("item too large: {} bytes exceeds the server's MaxObjSize {}", data.len(), max_obj.unwrap_or(0)))
             } else {
                 None
@@ -616,7 +890,7 @@ impl ClientSession {
                 continue;
             }
             st.item_results.push(ClientItemResult { luid: luid.clone(), kind, status: 0, error: None });
-            st.outgoing.push_back(OutChange { kind, luid, data, result_idx });
+            st.outgoing.push_back(OutChange { kind, luid, data, result_idx, offset: 0 });
         }
         let st = &mut self.stores[idx];
         st.number_of_changes = st.outgoing.len() as u32;
@@ -673,21 +947,27 @@ impl ClientSession {
         }
         self.awaiting_response = false;
         self.bytes_received += body.len() as u64;
+        // The first answer decides whether the server takes WBXML: if not,
+        // redo the session start in XML (once).
+        let may_fall_back = !self.got_reply && self.encoding == Encoding::Wbxml && !self.encoding_fallback;
         if http_status != 200 {
+            if may_fall_back && (400..500).contains(&http_status) {
+                self.fall_back_to_xml(format!("HTTP {http_status}"));
+                return;
+            }
             self.fail(SessionError::Http { status: http_status, body_start: body_start(body) });
             return;
         }
-        if let Some(ct) = content_type {
-            let l = ct.to_ascii_lowercase();
-            if l.contains("wbxml") || !(l.contains("xml") || l.starts_with("text/plain")) {
-                self.fail(SessionError::UnsupportedContentType {
-                    content_type: ct.to_string(),
-                    http_status,
-                    body_start: body_start(body),
-                });
+        let declared = content_type.map(|ct| (ct, Encoding::from_content_type(ct)));
+        if let Some((ct, None)) = declared {
+            if may_fall_back {
+                self.fall_back_to_xml(format!("answer of Content-Type {ct:?}"));
                 return;
             }
+            self.fail(SessionError::UnsupportedContentType { content_type: ct.to_string(), http_status, body_start: body_start(body) });
+            return;
         }
+        let encoding = declared.and_then(|(_, e)| e).unwrap_or_else(|| Encoding::sniff(body));
         if body.iter().all(|b| b.is_ascii_whitespace()) && self.stage == Stage::Map && self.our_final_sent && !self.needs_reply() {
             self.warn("server ended the session with an empty HTTP body instead of a Final message".into());
             self.done = true;
@@ -696,14 +976,50 @@ impl ClientSession {
         if body.len() as u64 > u64::from(self.cfg.max_msg_size) {
             self.warn(format!("server message of {} bytes exceeds our MaxMsgSize {}", body.len(), self.cfg.max_msg_size));
         }
-        let msg = match xml::decode(body) {
+        // Servers answer in our encoding; tolerate one that labels it wrongly.
+        let decoded = encoding.decode(body).or_else(|e| {
+            let other = Encoding::sniff(body);
+            if other != encoding {
+                other.decode(body)
+            } else {
+                Err(e)
+            }
+        });
+        let msg = match decoded {
             Ok(m) => m,
             Err(error) => {
+                if may_fall_back {
+                    self.fall_back_to_xml(format!("undecodable answer ({error})"));
+                    return;
+                }
                 self.fail(SessionError::Decode { http_status, error, body_start: body_start(body) });
                 return;
             }
         };
+        let first = !self.got_reply;
+        self.got_reply = true;
+        if first && !self.v11 {
+            let hdr_505 = msg.body.iter().any(|c| matches!(c, Command::Status(s) if (s.cmd_ref == "0" || s.cmd == "SyncHdr") && (s.data == 505 || s.data == 513)));
+            if hdr_505 || msg.hdr.ver_proto.trim() == "SyncML/1.1" || msg.hdr.ver_dtd.trim() == "1.1" {
+                self.warn(format!(
+                    "server does not speak SyncML 1.2 (VerProto {:?}{}); session redone in SyncML 1.1",
+                    msg.hdr.ver_proto,
+                    if hdr_505 { ", status 505" } else { "" }
+                ));
+                self.v11 = true;
+                self.got_reply = false;
+                self.restart();
+                return;
+            }
+        }
         self.process_message(msg);
+    }
+
+    fn fall_back_to_xml(&mut self, why: String) {
+        self.warn(format!("server refused WBXML ({why}); session redone in XML"));
+        self.encoding = Encoding::Xml;
+        self.encoding_fallback = true;
+        self.restart();
     }
 
     fn process_message(&mut self, msg: Message) {
@@ -797,10 +1113,10 @@ impl ClientSession {
                         self.results_to_send.push(Results {
                             msg_ref: Some(msg_id.clone()),
                             cmd_ref: g.cmd_id.clone(),
-                            meta: Some(Meta::with_type(DEVINF_XML_TYPE)),
+                            meta: Some(Meta::with_type(self.encoding.devinf_type())),
                             items: vec![Item {
-                                source: Some(Location::new(DEVINF_URI)),
-                                data: Some(ItemData::DevInf(Box::new(self.cfg.devinf.clone()))),
+                                source: Some(Location::new(self.devinf_uri())),
+                                data: Some(ItemData::DevInf(Box::new(self.our_devinf()))),
                                 ..Item::default()
                             }],
                             ..Results::default()
@@ -964,6 +1280,25 @@ impl ClientSession {
                 } else {
                     r.status = code;
                 }
+                if code == 420 {
+                    self.store_full(store);
+                }
+            }
+            SentCmd::Chunk { store, result_idx } => {
+                if code == 213 || (200..300).contains(&code) {
+                    return; // chunk buffered by the server
+                }
+                // The server rejected part of a large object: the item failed.
+                let st = &mut self.stores[store];
+                let r = &mut st.item_results[result_idx];
+                if r.status == 0 {
+                    r.status = code;
+                    r.error = Some(format!("server rejected a chunk of this large object ({code}: {})", status_description(code)));
+                }
+                st.outgoing.retain(|c| c.result_idx != result_idx);
+                if code == 420 {
+                    self.store_full(store);
+                }
             }
             SentCmd::Map(idx) => {
                 let st = &mut self.stores[idx];
@@ -974,6 +1309,25 @@ impl ClientSession {
                 }
             }
         }
+    }
+
+    /// The server's datastore is full (420): send nothing more to it.
+    fn store_full(&mut self, idx: usize) {
+        let st = &mut self.stores[idx];
+        if st.full {
+            return;
+        }
+        st.full = true;
+        let unsent: Vec<OutChange> = st.outgoing.drain(..).collect();
+        for c in &unsent {
+            let r = &mut st.item_results[c.result_idx];
+            r.error = Some("not sent: the server's datastore is full (420)".into());
+        }
+        if st.error.is_none() {
+            st.error = Some(format!("the server's datastore is full (status 420); {} changes not sent", unsent.len()));
+        }
+        let w = format!("{}: server datastore full (420); {} changes not sent", st.cfg.local_uri, unsent.len());
+        self.warn(w);
     }
 
     fn find_store_for(&self, target: Option<&Location>, source: Option<&Location>) -> Option<usize> {
@@ -1023,8 +1377,9 @@ impl ClientSession {
                     if st.error.is_none() {
                         st.phase = StorePhase::NeedChanges;
                         let store = st.cfg.local_uri.clone();
-                        if mode != st.cfg.mode {
-                            let w = format!("{store}: requested {:?}, server chose {mode:?}", st.cfg.mode);
+                        let requested = requested_mode(&st.cfg);
+                        if mode != requested {
+                            let w = format!("{store}: requested {requested:?}, server chose {mode:?}");
                             self.warn(w);
                         }
                         self.events.push_back(Event::NeedChanges { store, mode });
@@ -1208,8 +1563,8 @@ impl ClientSession {
             None
         };
         SyncHdr {
-            ver_dtd: VER_DTD_1_2.into(),
-            ver_proto: VER_PROTO_1_2.into(),
+            ver_dtd: self.ver_dtd().into(),
+            ver_proto: self.ver_proto().into(),
             session_id: self.cfg.session_id.clone(),
             msg_id: msg_id.to_string(),
             target: Location::new(self.url.clone()),
@@ -1229,13 +1584,21 @@ impl ClientSession {
     }
 
     fn item_command(&self, idx: usize, kind: ItemKind, luid: &str, data: &[u8], cmd_id: &str) -> Command {
+        self.chunk_command(idx, kind, luid, data, None, false, cmd_id)
+    }
+
+    /// An item command; for a large object chunk with `Meta/Size` (first
+    /// chunk: the whole object's size) and `MoreData` (all but the last).
+    #[allow(clippy::too_many_arguments)]
+    fn chunk_command(&self, idx: usize, kind: ItemKind, luid: &str, data: &[u8], size: Option<u64>, more: bool, cmd_id: &str) -> Command {
         let st = &self.stores[idx];
         let c = ItemCmd {
             cmd_id: cmd_id.to_string(),
-            meta: Some(Meta::with_type(st.cfg.content_type.clone())),
+            meta: Some(Meta { type_: Some(st.content_type.clone()), size, ..Meta::default() }),
             items: vec![Item {
                 source: Some(Location::new(luid)),
                 data: if kind == ItemKind::Delete { None } else { Some(ItemData::Bytes(data.to_vec())) },
+                more_data: more,
                 ..Item::default()
             }],
             ..ItemCmd::default()
@@ -1272,13 +1635,52 @@ impl ClientSession {
             ..Status::default()
         }));
         probe.body.push(Command::Sync(self.sync_shell(idx, "99999")));
-        self.message_limit().saturating_sub(xml::encode(&probe).len() as u64)
+        self.message_limit().saturating_sub(self.encoding.encode(&probe).len() as u64)
+    }
+
+    /// The next chunk of large object `ch` that fits into `room` bytes:
+    /// (command, its encoded size, data bytes taken, last chunk?). `None` if
+    /// less than [`MIN_CHUNK`] bytes of data would fit.
+    fn next_chunk(&self, idx: usize, ch: &OutChange, room: u64, cmd_id: &str) -> Option<(Command, u64, usize, bool)> {
+        let rest = &ch.data[ch.offset..];
+        let size = (ch.offset == 0).then_some(ch.data.len() as u64);
+        let shell = self.encoding.encoded_command_len(&self.chunk_command(idx, ch.kind, &ch.luid, &[], size, true, cmd_id)) as u64;
+        // OPAQUE length / CDATA markers.
+        let overhead = shell + 16;
+        if room < overhead + MIN_CHUNK.min(rest.len() as u64) {
+            return None;
+        }
+        let mut n = rest.len().min((room - overhead) as usize);
+        for _ in 0..64 {
+            if self.encoding == Encoding::Xml {
+                // XML carries text: never split a UTF-8 sequence.
+                while n > 0 && n < rest.len() && (rest[n] & 0xC0) == 0x80 {
+                    n -= 1;
+                }
+            }
+            if n == 0 {
+                return None;
+            }
+            let last = n == rest.len();
+            let cmd = self.chunk_command(idx, ch.kind, &ch.luid, &rest[..n], size, !last, cmd_id);
+            let len = self.encoding.encoded_command_len(&cmd) as u64;
+            if len <= room {
+                return Some((cmd, len, n, last));
+            }
+            let excess = (len - room) as usize;
+            if excess >= n {
+                return None;
+            }
+            // Escaping may grow the text: shrink a bit more than the excess.
+            n -= excess.max(n / 16).min(n - 1).max(1);
+        }
+        None
     }
 
     fn header_probe(&self) -> SyncHdr {
         SyncHdr {
-            ver_dtd: VER_DTD_1_2.into(),
-            ver_proto: VER_PROTO_1_2.into(),
+            ver_dtd: self.ver_dtd().into(),
+            ver_proto: self.ver_proto().into(),
             session_id: self.cfg.session_id.clone(),
             msg_id: "99999".into(),
             target: Location::new(self.url.clone()),
@@ -1312,13 +1714,15 @@ impl ClientSession {
         if self.stage == Stage::Init && !self.our_final_sent {
             // Package 1 (or its retry after a 401): always a single message.
             self.sent.clear();
-            let devinf = self.cfg.devinf.clone();
+            let devinf = self.our_devinf();
+            let devinf_type = self.encoding.devinf_type();
+            let devinf_uri = self.devinf_uri();
             let id = next_cmd_id!();
             msg.body.push(Command::Put(PutGet {
                 cmd_id: id.clone(),
-                meta: Some(Meta::with_type(DEVINF_XML_TYPE)),
+                meta: Some(Meta::with_type(devinf_type)),
                 items: vec![Item {
-                    source: Some(Location::new(DEVINF_URI)),
+                    source: Some(Location::new(devinf_uri)),
                     data: Some(ItemData::DevInf(Box::new(devinf))),
                     ..Item::default()
                 }],
@@ -1328,8 +1732,8 @@ impl ClientSession {
             let id = next_cmd_id!();
             msg.body.push(Command::Get(PutGet {
                 cmd_id: id.clone(),
-                meta: Some(Meta::with_type(DEVINF_XML_TYPE)),
-                items: vec![Item { target: Some(Location::new(DEVINF_URI)), ..Item::default() }],
+                meta: Some(Meta::with_type(devinf_type)),
+                items: vec![Item { target: Some(Location::new(devinf_uri)), ..Item::default() }],
                 ..PutGet::default()
             }));
             self.sent.insert((msg_id.clone(), id), SentCmd::Get);
@@ -1337,7 +1741,7 @@ impl ClientSession {
                 let id = next_cmd_id!();
                 msg.body.push(Command::Alert(Alert {
                     cmd_id: id.clone(),
-                    data: Some(st.cfg.mode.code()),
+                    data: Some(requested_mode(&st.cfg).code()),
                     items: vec![Item {
                         target: Some(Location::new(st.cfg.remote_uri.clone())),
                         source: Some(Location::new(st.cfg.local_uri.clone())),
@@ -1362,10 +1766,11 @@ impl ClientSession {
         }
 
         let limit = self.message_limit();
+        let enc = self.encoding;
         let mut size = {
             let mut probe = msg.clone();
             probe.final_ = true;
-            xml::encode(&probe).len() as u64
+            enc.encode(&probe).len() as u64
         };
         let fits = |size: u64, add: usize, empty: bool| empty || size + add as u64 <= limit;
 
@@ -1383,7 +1788,7 @@ impl ClientSession {
             };
             s.cmd_id = (cmd_no + 1).to_string();
             let cmd = Command::Status(s);
-            let len = xml::encoded_command_len(&cmd);
+            let len = enc.encoded_command_len(&cmd);
             if !fits(size, len, msg.body.is_empty()) {
                 break;
             }
@@ -1419,7 +1824,7 @@ impl ClientSession {
             let mut r = self.results_to_send[0].clone();
             r.cmd_id = (cmd_no + 1).to_string();
             let cmd = Command::Results(r);
-            let len = xml::encoded_command_len(&cmd);
+            let len = enc.encoded_command_len(&cmd);
             if !fits(size, len, msg.body.is_empty()) {
                 break;
             }
@@ -1444,11 +1849,11 @@ impl ClientSession {
                     source: Location::new(st.cfg.local_uri.clone()),
                     ..Map::default()
                 };
-                let shell = xml::encoded_command_len(&Command::Map(map.clone()));
+                let shell = enc.encoded_command_len(&Command::Map(map.clone()));
                 let mut total = shell;
                 let mut taken = 0;
                 for mi in &st.pending_map {
-                    let one = xml::encoded_command_len(&Command::Map(Map { items: vec![mi.clone()], ..map.clone() })) - shell;
+                    let one = enc.encoded_command_len(&Command::Map(Map { items: vec![mi.clone()], ..map.clone() })) - shell;
                     if !fits(size, total + one, msg.body.is_empty() && taken == 0) {
                         break;
                     }
@@ -1483,26 +1888,65 @@ impl ClientSession {
                 }
                 let sync_id = (cmd_no + 1).to_string();
                 let mut sync = self.sync_shell(idx, &sync_id);
-                let shell_len = xml::encoded_command_len(&Command::Sync(sync.clone())) as u64;
+                let shell_len = enc.encoded_command_len(&Command::Sync(sync.clone())) as u64;
                 if size + shell_len > limit && !msg.body.is_empty() {
                     break;
                 }
                 let mut total = shell_len;
                 let mut ids = cmd_no + 1;
                 let mut sent_items = Vec::new();
-                while let Some(ch) = self.stores[idx].outgoing.pop_front() {
-                    let cmd = self.item_command(idx, ch.kind, &ch.luid, &ch.data, &(ids + 1).to_string());
-                    let len = xml::encoded_command_len(&cmd) as u64;
+                let empty_room = self.max_item_room(idx);
+                while let Some(mut ch) = self.stores[idx].outgoing.pop_front() {
+                    let id = (ids + 1).to_string();
                     let alone = msg.body.is_empty() && sync.commands.is_empty();
-                    if size + total + len > limit && !alone {
-                        self.stores[idx].outgoing.push_front(ch);
-                        full = true;
-                        break;
+                    if ch.offset == 0 {
+                        let cmd = self.item_command(idx, ch.kind, &ch.luid, &ch.data, &id);
+                        let len = enc.encoded_command_len(&cmd) as u64;
+                        if size + total + len <= limit || (alone && len <= empty_room) {
+                            ids += 1;
+                            total += len;
+                            sent_items.push((id, SentCmd::Item { store: idx, result_idx: ch.result_idx }));
+                            sync.commands.push(cmd);
+                            continue;
+                        }
+                        if len <= empty_room || ch.kind == ItemKind::Delete {
+                            // Fits into a message of its own: next message.
+                            self.stores[idx].outgoing.push_front(ch);
+                            full = true;
+                            break;
+                        }
                     }
-                    ids += 1;
-                    total += len;
-                    sent_items.push((ids.to_string(), ch.result_idx));
-                    sync.commands.push(cmd);
+                    // A large object: send the next chunk into the room left.
+                    let room = limit.saturating_sub(size + total);
+                    match self.next_chunk(idx, &ch, room, &id) {
+                        None if alone => {
+                            let r = &mut self.stores[idx].item_results[ch.result_idx];
+                            r.status = 413;
+                            r.error = Some(format!("item cannot be sent: not even a chunk fits into the server's MaxMsgSize ({limit} bytes usable)"));
+                            continue;
+                        }
+                        None => {
+                            self.stores[idx].outgoing.push_front(ch);
+                            full = true;
+                            break;
+                        }
+                        Some((cmd, len, n, last)) => {
+                            ids += 1;
+                            total += len;
+                            sync.commands.push(cmd);
+                            if last {
+                                self.stores[idx].large_objects_sent += 1;
+                                sent_items.push((id, SentCmd::Item { store: idx, result_idx: ch.result_idx }));
+                                continue;
+                            }
+                            // Nothing may follow a chunk in its message.
+                            sent_items.push((id, SentCmd::Chunk { store: idx, result_idx: ch.result_idx }));
+                            ch.offset += n;
+                            self.stores[idx].outgoing.push_front(ch);
+                            full = true;
+                            break;
+                        }
+                    }
                 }
                 if sync.commands.is_empty() && !self.stores[idx].outgoing.is_empty() {
                     // Not even one item fits next to the statuses: next message.
@@ -1510,9 +1954,9 @@ impl ClientSession {
                 }
                 next_cmd_id!();
                 self.sent.insert((msg_id.clone(), sync_id), SentCmd::Sync(idx));
-                for (id, result_idx) in sent_items {
+                for (id, what) in sent_items {
                     next_cmd_id!();
-                    self.sent.insert((msg_id.clone(), id), SentCmd::Item { store: idx, result_idx });
+                    self.sent.insert((msg_id.clone(), id), what);
                 }
                 self.stores[idx].sync_started = true;
                 size += total;
@@ -1553,14 +1997,18 @@ impl ClientSession {
             }
             stores.push(StoreReport {
                 local_uri: st.cfg.local_uri.clone(),
-                mode: st.agreed.unwrap_or(st.cfg.mode),
-                requested: st.cfg.mode,
+                mode: st.agreed.unwrap_or_else(|| requested_mode(&st.cfg)),
+                requested: requested_mode(&st.cfg),
                 alert_status: st.alert_status,
                 sync_status: st.sync_status,
                 item_results,
                 server_items_received: st.server_items_received,
                 next_anchor: st.cfg.next_anchor.clone(),
                 error,
+                content_type: st.content_type.clone(),
+                content_version: st.content_version.clone(),
+                large_objects_sent: st.large_objects_sent,
+                server_full: st.full,
             });
         }
         if let Some(ch) = &self.chunk {
@@ -1577,7 +2025,22 @@ impl ClientSession {
             bytes_sent: self.bytes_sent,
             bytes_received: self.bytes_received,
             warnings: self.warnings.clone(),
+            encoding: self.encoding,
+            encoding_fallback: self.encoding_fallback,
+            protocol_version: self.ver_dtd().to_string(),
         }
+    }
+}
+
+/// The mode we alert: a two-way sync without a Last anchor (first contact,
+/// or anchors lost) is a slow sync. Nothing else is changed; in particular
+/// refresh-from-client (203) is only ever sent when configured.
+fn requested_mode(cfg: &StoreConfig) -> SyncMode {
+    let no_anchor = cfg.last_anchor.as_deref().is_none_or(|l| l.trim().is_empty());
+    if cfg.mode == SyncMode::TwoWay && no_anchor {
+        SyncMode::Slow
+    } else {
+        cfg.mode
     }
 }
 

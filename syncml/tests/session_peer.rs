@@ -20,6 +20,11 @@ struct Peer {
     sent_server_sync: bool,
     received: Vec<Message>,
     sizes: Vec<usize>,
+    /// Encoding of each client message.
+    encodings: Vec<Encoding>,
+    /// Answer 420 (device full) from the n-th item on.
+    full_after: Option<usize>,
+    items_seen: usize,
 }
 
 fn status(msg_ref: &str, cmd_ref: &str, cmd: &str, code: u16, source: Option<&str>) -> Command {
@@ -43,13 +48,18 @@ impl Peer {
             sent_server_sync: false,
             received: vec![],
             sizes: vec![],
+            encodings: vec![],
+            full_after: None,
+            items_seen: 0,
         }
     }
 
     fn answer(&mut self, body: &[u8]) -> Vec<u8> {
         assert!(body.len() as u64 <= self.max_msg_size, "client message of {} bytes > {}", body.len(), self.max_msg_size);
         self.sizes.push(body.len());
-        let m = xml::decode(body).expect("client sends valid SyncML");
+        let enc = Encoding::sniff(body);
+        self.encodings.push(enc);
+        let m = enc.decode(body).expect("client sends valid SyncML");
         self.msg_id += 1;
         let mut out = Message {
             hdr: SyncHdr {
@@ -81,7 +91,7 @@ impl Peer {
         if code == 401 {
             out.final_ = true;
             self.received.push(m);
-            return xml::encode(&out);
+            return enc.encode(&out);
         }
         let mut alerts = vec![];
         for c in &m.body {
@@ -111,7 +121,16 @@ impl Peer {
                     for ic in &s.commands {
                         let (Command::Add(x) | Command::Replace(x) | Command::Delete(x)) = ic else { panic!() };
                         let src = x.items[0].source.as_ref().map(|l| l.loc_uri.as_str());
-                        let code = if matches!(ic, Command::Add(_)) { 201 } else { 200 };
+                        self.items_seen += 1;
+                        let code = if self.full_after.is_some_and(|n| self.items_seen > n) {
+                            420
+                        } else if x.items[0].more_data {
+                            213
+                        } else if matches!(ic, Command::Add(_)) {
+                            201
+                        } else {
+                            200
+                        };
                         out.body.push(status(&mr, &x.cmd_id, ic.name(), code, src));
                     }
                 }
@@ -165,7 +184,7 @@ impl Peer {
             }
         }
         self.received.push(m);
-        xml::encode(&out)
+        enc.encode(&out)
     }
 }
 
@@ -206,7 +225,7 @@ fn run(s: &mut ClientSession, peer: &mut Peer, mut changes: Vec<(String, Vec<Cha
             Event::Send { url, body, .. } => {
                 urls.push(url);
                 let resp = peer.answer(&body);
-                s.receive(200, Some("application/vnd.syncml+xml"), &resp);
+                s.receive(200, Some(Encoding::sniff(&resp).content_type()), &resp);
             }
             Event::NeedChanges { store, .. } => {
                 let i = changes.iter().position(|(st, _)| *st == store);
@@ -221,8 +240,9 @@ fn run(s: &mut ClientSession, peer: &mut Peer, mut changes: Vec<(String, Vec<Cha
                 s.server_item_results(&store, r);
             }
             Event::Finished(r) => {
-                assert_eq!(urls[0], URL);
-                assert!(urls[1..].iter().all(|u| u == RESP));
+                // First POST to the URL (unless the caller did it), then the RespURI.
+                let start = usize::from(urls[0] == URL);
+                assert!(urls[start..].iter().all(|u| u == RESP), "{urls:?}");
                 return Ok(r);
             }
             Event::Failed(e) => return Err(e),
@@ -234,9 +254,9 @@ fn run(s: &mut ClientSession, peer: &mut Peer, mut changes: Vec<(String, Vec<Cha
 fn thousand_changes_are_split_under_the_servers_max_msg_size() {
     let limit = 8000;
     let mut peer = Peer::new(limit);
-    let mut s = ClientSession::new(config(&[("contacts", SyncMode::Slow), ("notes", SyncMode::Slow)], 150_000));
+    let mut s = ClientSession::with_encoding(config(&[("contacts", SyncMode::Slow), ("notes", SyncMode::Slow)], 150_000), Encoding::Xml);
     let mut changes: Vec<Change> = (0..1000).map(|n| Change::Add { luid: format!("c{n}"), data: vcard(n) }).collect();
-    // One item too large for any message (a large object): refused, not sent.
+    // One item too large for any message: sent as a large object in chunks.
     changes.insert(500, Change::Replace { luid: "huge".into(), data: vec![b'x'; 20_000] });
     let notes = vec![Change::Add { luid: "n1".into(), data: b"a note".to_vec() }];
     let r = run(&mut s, &mut peer, vec![("./contacts".into(), changes), ("./notes".into(), notes)]).unwrap();
@@ -250,16 +270,23 @@ fn thousand_changes_are_split_under_the_servers_max_msg_size() {
         assert_eq!(m.final_, i == pkg3.len() - 1, "Final only on the last message of the package");
     }
     let mut seen = std::collections::BTreeMap::new();
+    let mut chunks = vec![];
     for m in &pkg3 {
-        for c in &m.body {
+        for (ci, c) in m.body.iter().enumerate() {
             if let Command::Sync(sy) = c {
                 let store = sy.source.as_ref().unwrap().loc_uri.clone();
-                let n = if store == "./contacts" { 1000 } else { 1 };
+                let n = if store == "./contacts" { 1001 } else { 1 };
                 assert_eq!(sy.number_of_changes, Some(n));
-                for ic in &sy.commands {
-                    let Command::Add(a) = ic else { panic!("{ic:?}") };
+                for (ii, ic) in sy.commands.iter().enumerate() {
+                    let (Command::Add(a) | Command::Replace(a)) = ic else { panic!("{ic:?}") };
                     assert_eq!(a.meta.as_ref().unwrap().type_.as_deref(), Some("text/vcard"));
                     let luid = a.items[0].source.as_ref().unwrap().loc_uri.clone();
+                    if luid == "huge" {
+                        let last_in_msg = ci == m.body.len() - 1 && ii == sy.commands.len() - 1;
+                        let data = a.items[0].data.as_ref().unwrap().as_bytes().unwrap().to_vec();
+                        chunks.push((a.meta.as_ref().unwrap().size, a.items[0].more_data, data, last_in_msg));
+                        continue;
+                    }
                     *seen.entry(luid).or_insert(0) += 1;
                 }
             }
@@ -267,7 +294,18 @@ fn thousand_changes_are_split_under_the_servers_max_msg_size() {
     }
     assert_eq!(seen.len(), 1001);
     assert!(seen.values().all(|&n| n == 1), "every item exactly once");
-    assert!(!seen.contains_key("huge"));
+    // The large object: Size on the first chunk only, MoreData on all but the
+    // last, nothing after a chunk in its message, reassembles exactly.
+    assert!(chunks.len() >= 3, "{} chunks", chunks.len());
+    for (i, (size, more, _, last_in_msg)) in chunks.iter().enumerate() {
+        assert_eq!(*size, (i == 0).then_some(20_000));
+        assert_eq!(*more, i < chunks.len() - 1);
+        if *more {
+            assert!(*last_in_msg, "chunk {i} is followed by other commands");
+        }
+    }
+    let whole: Vec<u8> = chunks.iter().flat_map(|c| c.2.clone()).collect();
+    assert_eq!(whole, vec![b'x'; 20_000]);
     // CmdIDs unique per message.
     for m in &peer.received {
         let mut ids: Vec<&str> = vec![];
@@ -288,8 +326,9 @@ fn thousand_changes_are_split_under_the_servers_max_msg_size() {
     assert!(c.ok());
     assert_eq!(c.item_results.len(), 1001);
     let huge = c.item_results.iter().find(|i| i.luid == "huge").unwrap();
-    assert_eq!(huge.status, 413);
-    assert!(huge.error.as_deref().unwrap().contains("too large"));
+    assert_eq!(huge.status, 200);
+    assert_eq!(c.large_objects_sent, 1);
+    assert_eq!(s.progress("./contacts"), (1001, 1001));
     assert_eq!(c.item_results.iter().filter(|i| i.status == 201).count(), 1000);
     assert_eq!(r.store("./notes").unwrap().item_results[0].status, 201);
 }
@@ -298,7 +337,7 @@ fn thousand_changes_are_split_under_the_servers_max_msg_size() {
 fn auth_retry_once_with_the_challenged_type_and_nonce() {
     let mut peer = Peer::new(100_000);
     peer.auth_script = vec![(401, Some(AUTH_MD5)), (212, None)];
-    let mut s = ClientSession::new(config(&[("contacts", SyncMode::TwoWay)], 150_000));
+    let mut s = ClientSession::with_encoding(config(&[("contacts", SyncMode::TwoWay)], 150_000), Encoding::Xml);
     let r = run(&mut s, &mut peer, vec![]).unwrap();
     let first = &peer.received[0];
     let retry = &peer.received[1];
@@ -319,7 +358,7 @@ fn auth_retry_once_with_the_challenged_type_and_nonce() {
 fn second_401_fails_authentication() {
     let mut peer = Peer::new(100_000);
     peer.auth_script = vec![(401, Some(AUTH_MD5)), (401, Some(AUTH_MD5))];
-    let mut s = ClientSession::new(config(&[("contacts", SyncMode::TwoWay)], 150_000));
+    let mut s = ClientSession::with_encoding(config(&[("contacts", SyncMode::TwoWay)], 150_000), Encoding::Xml);
     let e = run(&mut s, &mut peer, vec![]).unwrap_err();
     assert_eq!(e, SessionError::AuthenticationFailed { status: 401 });
     assert_eq!(peer.received.len(), 2);
@@ -361,7 +400,7 @@ fn server_items_split_over_messages_and_chunked() {
         vec![sync(vec![add("1", &big[1000..2000], true, None)])],
         vec![sync(vec![add("1", &big[2000..], false, None), Command::Delete(del)])],
     ];
-    let mut s = ClientSession::new(config(&[("contacts", SyncMode::TwoWay)], 150_000));
+    let mut s = ClientSession::with_encoding(config(&[("contacts", SyncMode::TwoWay)], 150_000), Encoding::Xml);
     let mut items_seen = vec![];
     let mut sends = 0;
     let report = loop {
@@ -424,10 +463,172 @@ fn server_items_split_over_messages_and_chunked() {
 #[test]
 fn we_never_send_refresh_from_client_unless_configured() {
     for mode in [SyncMode::TwoWay, SyncMode::Slow, SyncMode::OneWayFromClient] {
-        let mut s = ClientSession::new(config(&[("contacts", mode)], 150_000));
+        let mut s = ClientSession::with_encoding(config(&[("contacts", mode)], 150_000), Encoding::Xml);
+        let Event::Send { body, .. } = s.poll() else { panic!() };
+        let m = xml::decode(&body).unwrap();
+        let codes: Vec<_> = m.body.iter().filter_map(|c| if let Command::Alert(a) = c { a.data } else { None }).collect();
+        // Two-way without a Last anchor (first contact) is a slow sync.
+        let want = if mode == SyncMode::TwoWay { 201 } else { mode.code() };
+        assert_eq!(codes, [want]);
+        let mut cfg = config(&[("contacts", mode)], 150_000);
+        cfg.stores[0].last_anchor = Some("123".into());
+        let mut s = ClientSession::with_encoding(cfg, Encoding::Xml);
         let Event::Send { body, .. } = s.poll() else { panic!() };
         let m = xml::decode(&body).unwrap();
         let codes: Vec<_> = m.body.iter().filter_map(|c| if let Command::Alert(a) = c { a.data } else { None }).collect();
         assert_eq!(codes, [mode.code()]);
     }
+}
+
+// ---------------------------------------------------------------- encodings, versions, statuses
+
+fn alert_codes(m: &Message) -> Vec<u16> {
+    m.body.iter().filter_map(|c| if let Command::Alert(a) = c { a.data } else { None }).collect()
+}
+
+#[test]
+fn wbxml_is_the_default_and_used_throughout() {
+    let mut peer = Peer::new(150_000);
+    let mut s = ClientSession::new(config(&[("contacts", SyncMode::Slow)], 150_000));
+    let changes = vec![Change::Add { luid: "a".into(), data: vec![0xff, 0x00, 0xfe, b'\n'] }];
+    let r = run(&mut s, &mut peer, vec![("./contacts".into(), changes)]).unwrap();
+    assert!(peer.encodings.iter().all(|e| *e == Encoding::Wbxml), "{:?}", peer.encodings);
+    assert_eq!(r.encoding, Encoding::Wbxml);
+    assert!(!r.encoding_fallback);
+    assert_eq!(r.protocol_version, "1.2");
+    // Binary-safe item data.
+    let Command::Sync(sy) = peer.received[1].body.iter().find(|c| matches!(c, Command::Sync(_))).unwrap() else { panic!() };
+    let Command::Add(a) = &sy.commands[0] else { panic!() };
+    assert_eq!(a.items[0].data.as_ref().unwrap().as_bytes().unwrap(), &[0xff, 0x00, 0xfe, b'\n']);
+    // DevInf typed for WBXML.
+    let Command::Put(p) = &peer.received[0].body[0] else { panic!() };
+    assert_eq!(p.meta.as_ref().unwrap().type_.as_deref(), Some("application/vnd.syncml-devinf+wbxml"));
+    assert_eq!(r.store("./contacts").unwrap().item_results[0].status, 201);
+}
+
+/// The first WBXML message is refused (HTTP 415, or an HTML page): the session
+/// starts over in XML, to the original URL with MsgID 1.
+#[test]
+fn wbxml_refused_falls_back_to_xml() {
+    for refusal in [(415u16, "text/plain", &b"Unsupported Media Type"[..]), (200, "text/html", b"<html>no</html>"), (400, "text/plain", b"bad")] {
+        let mut peer = Peer::new(150_000);
+        let mut s = ClientSession::new(config(&[("contacts", SyncMode::Slow)], 150_000));
+        let Event::Send { url, content_type, .. } = s.poll() else { panic!() };
+        assert_eq!((url.as_str(), content_type), (URL, "application/vnd.syncml+wbxml"));
+        s.receive(refusal.0, Some(refusal.1), refusal.2);
+        let Event::Send { url, body, content_type } = s.poll() else { panic!("{refusal:?}") };
+        assert_eq!((url.as_str(), content_type), (URL, "application/vnd.syncml+xml"));
+        let m = xml::decode(&body).unwrap();
+        assert_eq!(m.hdr.msg_id, "1");
+        assert!(m.hdr.cred.is_some());
+        let resp = peer.answer(&body);
+        s.receive(200, Some("application/vnd.syncml+xml"), &resp);
+        let r = run(&mut s, &mut peer, vec![]).unwrap();
+        assert!(r.encoding_fallback);
+        assert_eq!(r.encoding, Encoding::Xml);
+        assert!(peer.encodings.iter().all(|e| *e == Encoding::Xml));
+        assert!(r.warnings.iter().any(|w| w.contains("refused WBXML")), "{:?}", r.warnings);
+        assert!(r.store("./contacts").unwrap().ok());
+    }
+    // Only the first answer can trigger it: later errors fail the session.
+    let mut s = ClientSession::with_encoding(config(&[("contacts", SyncMode::Slow)], 150_000), Encoding::Xml);
+    let _ = s.poll();
+    s.receive(415, Some("text/plain"), b"no");
+    assert!(matches!(s.poll(), Event::Failed(SessionError::Http { status: 415, .. })));
+}
+
+/// A SyncML 1.1 server answers our 1.2 SyncHdr with 505: redo in 1.1.
+#[test]
+fn syncml_11_server_gets_a_11_session() {
+    let mut s = ClientSession::with_encoding(config(&[("contacts", SyncMode::Slow)], 150_000), Encoding::Xml);
+    let Event::Send { body, .. } = s.poll() else { panic!() };
+    let m = xml::decode(&body).unwrap();
+    let answer = Message {
+        hdr: SyncHdr { ver_dtd: "1.1".into(), ver_proto: "SyncML/1.1".into(), session_id: "7".into(), msg_id: "1".into(), ..SyncHdr::default() },
+        body: vec![status(&m.hdr.msg_id, "0", "SyncHdr", 505, None)],
+        final_: true,
+    };
+    s.receive(200, Some("application/vnd.syncml+xml"), &xml::encode(&answer));
+    let Event::Send { url, body, .. } = s.poll() else { panic!() };
+    assert_eq!(url, URL);
+    let m = xml::decode(&body).unwrap();
+    assert_eq!((m.hdr.ver_dtd.as_str(), m.hdr.ver_proto.as_str(), m.hdr.msg_id.as_str()), ("1.1", "SyncML/1.1", "1"));
+    assert!(String::from_utf8_lossy(&body).contains("SYNCML:SYNCML1.1"));
+    let Command::Put(p) = &m.body[0] else { panic!() };
+    assert_eq!(p.items[0].source.as_ref().unwrap().loc_uri, "./devinf11");
+    let Some(ItemData::DevInf(d)) = &p.items[0].data else { panic!() };
+    assert_eq!(d.ver_dtd, "1.1");
+    let mut peer = Peer::new(150_000);
+    let resp = peer.answer(&body);
+    s.receive(200, None, &resp);
+    let r = run(&mut s, &mut peer, vec![]).unwrap();
+    assert_eq!(r.protocol_version, "1.1");
+}
+
+/// 420 (device full): nothing more is sent to that store; the report says so.
+#[test]
+fn device_full_stops_sending_to_the_store() {
+    let mut peer = Peer::new(6000);
+    peer.full_after = Some(30);
+    let mut s = ClientSession::with_encoding(config(&[("contacts", SyncMode::Slow)], 150_000), Encoding::Xml);
+    let changes: Vec<Change> = (0..200).map(|n| Change::Add { luid: format!("c{n}"), data: vcard(n) }).collect();
+    let r = run(&mut s, &mut peer, vec![("./contacts".into(), changes)]).unwrap();
+    let c = r.store("./contacts").unwrap();
+    assert!(c.server_full);
+    assert!(c.error.as_deref().unwrap().contains("420"));
+    assert_eq!(c.item_results.iter().filter(|i| i.status == 201).count(), 30);
+    let refused = c.item_results.iter().filter(|i| i.status == 420).count();
+    assert!(refused >= 1);
+    let unsent = c.item_results.iter().filter(|i| i.status == 0).count();
+    assert_eq!(30 + refused + unsent, 200);
+    assert!(unsent > 0 && c.item_results.iter().filter(|i| i.status == 0).all(|i| i.error.as_deref().unwrap().contains("full")));
+    assert_eq!(peer.items_seen, 30 + refused, "nothing sent after the 420");
+}
+
+/// The server's DevInf is there at NeedChanges; the chosen format goes into
+/// Meta/Type; progress counts acknowledged changes.
+#[test]
+fn negotiated_format_and_progress() {
+    let mut peer = Peer::new(150_000);
+    let mut s = ClientSession::new(config(&[("contacts", SyncMode::Slow)], 150_000));
+    let mut saw_need = false;
+    loop {
+        match s.poll() {
+            Event::Send { body, .. } => {
+                let resp = peer.answer(&body);
+                s.receive(200, None, &resp);
+            }
+            Event::NeedChanges { store, .. } => {
+                saw_need = true;
+                assert_eq!(s.progress(&store), (0, 0));
+                s.provide_changes_as(&store, "text/x-vcard", "2.1", vec![Change::Add { luid: "1".into(), data: b"BEGIN:VCARD".to_vec() }]);
+                assert_eq!(s.progress(&store), (0, 1));
+            }
+            Event::ServerItems { store, items } => {
+                let r = items.iter().map(|i| ItemResult { handle: i.handle, status: 201, luid: None }).collect();
+                s.server_item_results(&store, r);
+            }
+            Event::Finished(r) => {
+                let c = r.store("./contacts").unwrap();
+                assert_eq!((c.content_type.as_str(), c.content_version.as_str()), ("text/x-vcard", "2.1"));
+                assert_eq!(s.progress("./contacts"), (1, 1));
+                break;
+            }
+            Event::Failed(e) => panic!("{e}"),
+        }
+    }
+    assert!(saw_need);
+    let Command::Sync(sy) = peer.received[1].body.iter().find(|c| matches!(c, Command::Sync(_))).unwrap() else { panic!() };
+    let Command::Add(a) = &sy.commands[0] else { panic!() };
+    assert_eq!(a.meta.as_ref().unwrap().type_.as_deref(), Some("text/x-vcard"));
+    let _ = alert_codes;
+}
+
+#[test]
+fn status_descriptions_by_class() {
+    assert_eq!(status_description(420), "device full");
+    assert_eq!(status_description(213), "chunked item accepted and buffered");
+    assert_eq!(status_description(499), "client error");
+    assert_eq!(status_description(599), "server error");
+    assert_eq!(status_description(299), "unknown status");
 }

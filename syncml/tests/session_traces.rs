@@ -155,7 +155,7 @@ fn s1_refresh_from_client_against_recorded_server() {
     let rec1 = msg(&format!("{d}/1-client-put-devinf-get-alert203.xml"));
     let rec3 = msg(&format!("{d}/3-client-status-sync-add.xml"));
     let rec5 = msg(&format!("{d}/5-client-status-final.xml"));
-    let mut s = ClientSession::new(config_from_recorded(&rec1));
+    let mut s = ClientSession::with_encoding(config_from_recorded(&rec1), Encoding::Xml);
 
     // Message 1 is the recorded client message 1, including the md5 Cred.
     let (url, m1) = expect_send(&mut s);
@@ -217,7 +217,7 @@ fn s2_slow_sync_server_adds_and_map_against_recorded_server() {
     let rec5 = msg(&format!("{d}/5-client-status-map.xml"));
     let cfg = config_from_recorded(&rec1);
     assert!(cfg.stores.iter().all(|s| s.mode == SyncMode::Slow && s.last_anchor.is_none()));
-    let mut s = ClientSession::new(cfg);
+    let mut s = ClientSession::with_encoding(cfg, Encoding::Xml);
     let (_, m1) = expect_send(&mut s);
     assert_eq!(m1, rec1);
     feed(&mut s, &format!("{d}/2-server-status-results-alert201.xml"));
@@ -291,7 +291,7 @@ fn s3_two_way_replace_delete_against_recorded_server() {
     // phone-A-0001 computed its md5 Cred with the NextNonce the server gave
     // it at the end of s1 (b64 "RDIqW0QjISE="), as our report hands it over.
     cfg.credentials.as_mut().unwrap().nonce = Some(b"D2*[D#!!".to_vec());
-    let mut s = ClientSession::new(cfg);
+    let mut s = ClientSession::with_encoding(cfg, Encoding::Xml);
     let (_, m1) = expect_send(&mut s);
     assert_eq!(m1.hdr.cred.as_ref().unwrap().data, "fZL6wDJ7mcUCd7LGacuBlw==");
     assert_eq!(m1, rec1);
@@ -328,34 +328,39 @@ fn s3_two_way_replace_delete_against_recorded_server() {
 #[test]
 fn non_syncml_and_http_errors_fail_clearly() {
     let rec1 = msg("s1-refresh-from-client/1-client-put-devinf-get-alert203.xml");
-    let mut s = ClientSession::new(config_from_recorded(&rec1));
+    let mut s = ClientSession::with_encoding(config_from_recorded(&rec1), Encoding::Xml);
     expect_send(&mut s);
     s.receive(500, Some("text/html"), b"<html>Internal Server Error: buffer too small</html>");
     let Event::Failed(e) = s.poll() else { panic!() };
     assert!(matches!(&e, SessionError::Http { status: 500, body_start } if body_start.contains("buffer too small")));
     assert!(e.to_string().contains("500"));
 
-    let mut s = ClientSession::new(config_from_recorded(&rec1));
+    let mut s = ClientSession::with_encoding(config_from_recorded(&rec1), Encoding::Xml);
     expect_send(&mut s);
     let body = "x".repeat(500);
     s.receive(200, Some("application/vnd.syncml+xml"), body.as_bytes());
     let Event::Failed(SessionError::Decode { http_status: 200, body_start, .. }) = s.poll() else { panic!() };
     assert_eq!(body_start.len(), 200);
 
-    let mut s = ClientSession::new(config_from_recorded(&rec1));
+    let mut s = ClientSession::with_encoding(config_from_recorded(&rec1), Encoding::Xml);
     expect_send(&mut s);
     s.receive(200, Some("application/vnd.syncml+wbxml"), b"\x02\xa4\x01\x6a");
+    assert!(matches!(s.poll(), Event::Failed(SessionError::Decode { .. })));
+
+    let mut s = ClientSession::with_encoding(config_from_recorded(&rec1), Encoding::Xml);
+    expect_send(&mut s);
+    s.receive(200, Some("text/html"), b"<html>hello</html>");
     assert!(matches!(s.poll(), Event::Failed(SessionError::UnsupportedContentType { .. })));
 }
 
 #[test]
 fn api_misuse_is_reported() {
     let rec1 = msg("s1-refresh-from-client/1-client-put-devinf-get-alert203.xml");
-    let mut s = ClientSession::new(config_from_recorded(&rec1));
+    let mut s = ClientSession::with_encoding(config_from_recorded(&rec1), Encoding::Xml);
     expect_send(&mut s);
     assert!(matches!(s.poll(), Event::Failed(SessionError::Usage(_))));
 
-    let mut s = ClientSession::new(config_from_recorded(&rec1));
+    let mut s = ClientSession::with_encoding(config_from_recorded(&rec1), Encoding::Xml);
     expect_send(&mut s);
     feed(&mut s, "s1-refresh-from-client/2-server-status-results-devinf-alert.xml");
     assert!(matches!(s.poll(), Event::NeedChanges { .. }));
