@@ -1,5 +1,21 @@
 //! HTTP(S) transport for SyncML messages: one POST per message, bounded in time and size.
 //! Blocking (ureq); the engine runs it on tokio's blocking pool.
+//!
+//! HTTPS uses rustls (ring) through our own ureq connector ([`tls`]): the system trust store
+//! (`rustls-native-certs`: /etc/ssl/certs via openssl-probe) plus [`Limits::extra_roots`], or,
+//! with [`Limits::pinned_sha256`], exactly the server certificate with that SHA-256 (then its CA,
+//! name and dates are not checked). There is no accept-any mode and never a fallback to plain HTTP:
+//! an `https://` URL fails with [`TransportError::CertExpired`], [`TransportError::CertWrongHost`],
+//! [`TransportError::CertUnknownCa`], [`TransportError::CertPinMismatch`] or
+//! [`TransportError::Tls`].
+//!
+//! Time bound per message: at most `connect_attempts` connection attempts of `connect_timeout`
+//! each with 0.5 s, 1 s, ... pauses between them, then `request_timeout` for the whole exchange
+//! (TLS handshake, sending, waiting, reading). With the defaults: 3 x 15 s + 1.5 s + 120 s
+//! = 166.5 s at most, however the server behaves (a server that accepts and never answers, or
+//! trickles bytes, hits `request_timeout`).
+
+mod tls;
 
 use std::time::Duration;
 
@@ -15,6 +31,12 @@ pub struct Limits {
     /// Attempts for errors that happen before the request reached the server (connection refused,
     /// DNS); a request that may have reached the server is never repeated.
     pub connect_attempts: u32,
+    /// With a pin, the server certificate's SHA-256 (of its DER) must be this; the certificate
+    /// then need not chain to a trusted CA (self-signed servers). The account's
+    /// `server_cert_sha256` feeds it.
+    pub pinned_sha256: Option<[u8; 32]>,
+    /// CA certificates (DER) trusted in addition to the system trust store.
+    pub extra_roots: Vec<Vec<u8>>,
 }
 
 impl Default for Limits {
@@ -24,6 +46,8 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(120),
             max_response: 16 * 1024 * 1024,
             connect_attempts: 3,
+            pinned_sha256: None,
+            extra_roots: Vec::new(),
         }
     }
 }
@@ -43,6 +67,14 @@ pub enum TransportError {
     Timeout(Duration),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("the server's TLS certificate has expired (or is not yet valid)")]
+    CertExpired,
+    #[error("the server's TLS certificate is not valid for host {host}")]
+    CertWrongHost { host: String },
+    #[error("the server's TLS certificate is not signed by a trusted certificate authority")]
+    CertUnknownCa,
+    #[error("the server's TLS certificate (SHA-256 {actual}) does not match the pinned certificate")]
+    CertPinMismatch { actual: String },
     #[error("the server's answer is larger than {0} bytes")]
     TooLarge(u64),
     #[error("bad URL '{0}'")]
@@ -54,6 +86,8 @@ pub enum TransportError {
 pub struct HttpTransport {
     agent: ureq::Agent,
     limits: Limits,
+    /// Why TLS could not be set up (e.g. an unparsable extra root): every HTTPS post fails with it.
+    tls_setup_error: Option<String>,
 }
 
 impl HttpTransport {
@@ -65,7 +99,12 @@ impl HttpTransport {
             .max_redirects(0)
             .user_agent(concat!("imsync/", env!("CARGO_PKG_VERSION")))
             .build();
-        HttpTransport { agent: config.into(), limits }
+        let (connector, tls_setup_error) = match tls::client_config(&limits) {
+            Ok(c) => (tls::Connector::new(Some(c)), None),
+            Err(e) => (tls::Connector::new(None), Some(e)),
+        };
+        let agent = ureq::Agent::with_parts(config, connector.chain_default(), ureq::unversioned::resolver::DefaultResolver::default());
+        HttpTransport { agent, limits, tls_setup_error }
     }
 
     /// POST `body` to `url` and return the answer, whatever its HTTP status.
@@ -74,6 +113,11 @@ impl HttpTransport {
             .ok()
             .and_then(|u| u.host_str().map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(0))))
             .ok_or_else(|| TransportError::BadUrl(url.to_string()))?;
+        if url.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("https://")) {
+            if let Some(e) = &self.tls_setup_error {
+                return Err(TransportError::Tls(e.clone()));
+            }
+        }
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -120,7 +164,11 @@ impl HttpTransport {
                 io.kind(),
                 std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::AddrNotAvailable | std::io::ErrorKind::NetworkUnreachable
             ) => TransportError::Connect { host: host.to_string(), detail: io.to_string() },
-            ureq::Error::Rustls(t) => TransportError::Tls(t.to_string()),
+            ureq::Error::Rustls(t) => tls::map_error(&t, host),
+            ureq::Error::Io(io) if io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()).is_some() => {
+                let t = io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()).expect("checked");
+                tls::map_error(t, host)
+            }
             ureq::Error::BadUri(u) => TransportError::BadUrl(u),
             other => TransportError::Http(other.to_string()),
         }
