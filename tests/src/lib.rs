@@ -25,6 +25,7 @@ pub mod daemon;
 pub mod eds;
 pub mod introspect;
 pub mod keyring;
+pub mod modem;
 pub mod png;
 pub mod process;
 pub mod sync1;
