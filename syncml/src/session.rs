@@ -1025,6 +1025,16 @@ impl ClientSession {
     fn process_message(&mut self, msg: Message) {
         let hdr = &msg.hdr;
         if let Some(r) = &hdr.resp_uri {
+            let https = |u: &str| u.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("https://"));
+            if https(&self.url) && !https(r) {
+                // Never leave TLS because the server says so.
+                self.fail(SessionError::Protocol(format!("server's RespURI {r:?} would leave HTTPS")));
+                return;
+            }
+            if *r != self.url && self.messages_sent > 1 && self.url != self.cfg.server_url {
+                let w = format!("server changed RespURI mid-session to {r}");
+                self.warn(w);
+            }
             self.url = r.clone();
         }
         if let Some(m) = &hdr.meta {
@@ -1542,7 +1552,10 @@ impl ClientSession {
     // ------------------------------------------------------------ sending
 
     fn message_limit(&self) -> u64 {
-        let limit = self.server_max_msg_size.unwrap_or(u64::from(self.cfg.max_msg_size));
+        // The server's MaxMsgSize bounds what we send; we never send more
+        // than our own either (it is also what we accept).
+        let ours = u64::from(self.cfg.max_msg_size);
+        let limit = self.server_max_msg_size.map_or(ours, |srv| srv.min(ours));
         // Headroom for the server's own accounting.
         limit.saturating_sub((limit / 10).max(256)).max(512)
     }

@@ -28,8 +28,10 @@ pub mod keyring;
 pub mod modem;
 pub mod png;
 pub mod process;
+pub mod proxy;
 pub mod sync1;
 pub mod syncml_server;
+pub mod tls;
 pub mod vcard;
 
 use std::path::{Path, PathBuf};
