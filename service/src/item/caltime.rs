@@ -49,8 +49,11 @@ fn days_in_month(year: i32, month: u8) -> u8 {
 impl Date {
     /// A valid date, or `None`.
     pub fn new(year: i32, month: u8, day: u8) -> Option<Date> {
-        ((1..=9999).contains(&year) && (1..=12).contains(&month) && day >= 1 && day <= days_in_month(year, month))
-            .then_some(Date { year, month, day })
+        ((1..=9999).contains(&year)
+            && (1..=12).contains(&month)
+            && day >= 1
+            && day <= days_in_month(year, month))
+        .then_some(Date { year, month, day })
     }
 
     /// Parses `YYYYMMDD` (or `YYYY-MM-DD`).
@@ -59,7 +62,11 @@ impl Date {
         if s.len() != 8 || !s.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        Date::new(s[..4].parse().ok()?, s[4..6].parse().ok()?, s[6..8].parse().ok()?)
+        Date::new(
+            s[..4].parse().ok()?,
+            s[4..6].parse().ok()?,
+            s[6..8].parse().ok()?,
+        )
     }
 
     /// Days since 1970-01-01 (negative before).
@@ -76,7 +83,20 @@ impl Date {
 
     /// The date `days` days after 1970-01-01 (clamped to years 1..=9999).
     pub fn from_days(days: i64) -> Date {
-        let days = days.clamp(Date { year: 1, month: 1, day: 1 }.days(), Date { year: 9999, month: 12, day: 31 }.days());
+        let days = days.clamp(
+            Date {
+                year: 1,
+                month: 1,
+                day: 1,
+            }
+            .days(),
+            Date {
+                year: 9999,
+                month: 12,
+                day: 31,
+            }
+            .days(),
+        );
         let z = days + 719_468;
         let era = z.div_euclid(146_097);
         let doe = z - era * 146_097;
@@ -113,7 +133,12 @@ impl fmt::Display for Date {
 impl LocalTime {
     pub fn new(date: Date, hour: u8, minute: u8, second: u8) -> Option<LocalTime> {
         // 60 = a leap second, as RFC 5545 allows.
-        (hour < 24 && minute < 60 && second <= 60).then_some(LocalTime { date, hour, minute, second })
+        (hour < 24 && minute < 60 && second <= 60).then_some(LocalTime {
+            date,
+            hour,
+            minute,
+            second,
+        })
     }
 
     /// Parses `YYYYMMDDTHHMMSS` (no zone suffix).
@@ -123,18 +148,31 @@ impl LocalTime {
         if t.len() != 6 || !t.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        LocalTime::new(date, t[..2].parse().ok()?, t[2..4].parse().ok()?, t[4..6].parse().ok()?)
+        LocalTime::new(
+            date,
+            t[..2].parse().ok()?,
+            t[2..4].parse().ok()?,
+            t[4..6].parse().ok()?,
+        )
     }
 
     /// Seconds since 1970-01-01T00:00:00 of the same wall clock (as if UTC).
     pub fn seconds(self) -> i64 {
-        self.date.days() * 86_400 + i64::from(self.hour) * 3600 + i64::from(self.minute) * 60 + i64::from(self.second)
+        self.date.days() * 86_400
+            + i64::from(self.hour) * 3600
+            + i64::from(self.minute) * 60
+            + i64::from(self.second)
     }
 
     pub fn from_seconds(s: i64) -> LocalTime {
         let date = Date::from_days(s.div_euclid(86_400));
         let rem = s.rem_euclid(86_400);
-        LocalTime { date, hour: (rem / 3600) as u8, minute: (rem % 3600 / 60) as u8, second: (rem % 60) as u8 }
+        LocalTime {
+            date,
+            hour: (rem / 3600) as u8,
+            minute: (rem % 3600 / 60) as u8,
+            second: (rem % 60) as u8,
+        }
     }
 
     pub fn add_seconds(self, n: i64) -> LocalTime {
@@ -142,13 +180,22 @@ impl LocalTime {
     }
 
     pub fn midnight(date: Date) -> LocalTime {
-        LocalTime { date, hour: 0, minute: 0, second: 0 }
+        LocalTime {
+            date,
+            hour: 0,
+            minute: 0,
+            second: 0,
+        }
     }
 }
 
 impl fmt::Display for LocalTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}T{:02}{:02}{:02}", self.date, self.hour, self.minute, self.second)
+        write!(
+            f,
+            "{}T{:02}{:02}{:02}",
+            self.date, self.hour, self.minute, self.second
+        )
     }
 }
 
@@ -157,7 +204,8 @@ impl CalTime {
     /// and `VALUE` parameters. `None` if the text is not a date or date-time.
     pub fn parse(value: &str, tzid: Option<&str>, value_type: Option<&str>) -> Option<CalTime> {
         let v = value.trim();
-        let date_only = value_type.is_some_and(|t| t.eq_ignore_ascii_case("DATE")) || !v.contains(['T', 't']);
+        let date_only =
+            value_type.is_some_and(|t| t.eq_ignore_ascii_case("DATE")) || !v.contains(['T', 't']);
         if date_only {
             return Date::parse(v).map(CalTime::Date);
         }
@@ -166,7 +214,10 @@ impl CalTime {
         }
         let time = LocalTime::parse(v)?;
         Some(match tzid.map(str::trim).filter(|t| !t.is_empty()) {
-            Some(tzid) => CalTime::Zoned { tzid: tzid.to_string(), time },
+            Some(tzid) => CalTime::Zoned {
+                tzid: tzid.to_string(),
+                time,
+            },
             None => CalTime::Floating(time),
         })
     }
@@ -174,11 +225,18 @@ impl CalTime {
     /// The values of a date property (one, or a comma list as in `EXDATE`). `None` if the
     /// property has parameters other than `VALUE` and `TZID`, or a value does not parse.
     pub fn from_property(p: &Property) -> Option<Vec<CalTime>> {
-        if p.group.is_some() || !p.params.iter().all(|q| q.name == "VALUE" || q.name == "TZID") {
+        if p.group.is_some()
+            || !p
+                .params
+                .iter()
+                .all(|q| q.name == "VALUE" || q.name == "TZID")
+        {
             return None;
         }
         let value_type = p.param_values("VALUE").next();
-        if value_type.is_some_and(|t| !t.eq_ignore_ascii_case("DATE") && !t.eq_ignore_ascii_case("DATE-TIME")) {
+        if value_type.is_some_and(|t| {
+            !t.eq_ignore_ascii_case("DATE") && !t.eq_ignore_ascii_case("DATE-TIME")
+        }) {
             return None;
         }
         let tzid = p.param_values("TZID").next();
@@ -227,10 +285,18 @@ impl CalTime {
 
     /// A property `name` holding this value (with `VALUE=DATE` or `TZID` as needed).
     pub fn to_property(&self, name: &str) -> Property {
-        let mut p = Property { group: None, name: name.to_string(), params: Vec::new(), value: self.value_text() };
+        let mut p = Property {
+            group: None,
+            name: name.to_string(),
+            params: Vec::new(),
+            value: self.value_text(),
+        };
         match self {
             CalTime::Date(_) => p.params.push(super::vcard::Param::new("VALUE", &["DATE"])),
-            CalTime::Zoned { tzid, .. } => p.params.push(super::vcard::Param { name: "TZID".into(), values: vec![tzid.clone()] }),
+            CalTime::Zoned { tzid, .. } => p.params.push(super::vcard::Param {
+                name: "TZID".into(),
+                values: vec![tzid.clone()],
+            }),
             _ => {}
         }
         p
@@ -327,7 +393,11 @@ pub fn parse_utc_offset(s: &str) -> Option<i32> {
     let (h, m, sec) = match digits.len() {
         1 | 2 => (digits.parse::<i32>().ok()?, 0, 0),
         4 => (digits[..2].parse().ok()?, digits[2..4].parse().ok()?, 0),
-        6 => (digits[..2].parse().ok()?, digits[2..4].parse().ok()?, digits[4..6].parse().ok()?),
+        6 => (
+            digits[..2].parse().ok()?,
+            digits[2..4].parse().ok()?,
+            digits[4..6].parse().ok()?,
+        ),
         _ => return None,
     };
     (h < 24 && m < 60 && sec < 60).then_some(sign * (h * 3600 + m * 60 + sec))
@@ -339,12 +409,15 @@ mod tests {
 
     #[test]
     fn civil_days_round_trip() {
-        for d in [-800_000i64, -1, 0, 1, 19_000, 60_000, 2_900_000] {
+        for d in [-700_000i64, -1, 0, 1, 19_000, 60_000, 2_900_000] {
             assert_eq!(Date::from_days(d).days(), d);
         }
         assert_eq!(Date::parse("20240108").unwrap().weekday(), 0); // a Monday
         assert_eq!(Date::parse("19700101").unwrap().days(), 0);
-        assert_eq!(Date::parse("20240228").unwrap().add_days(1), Date::parse("20240229").unwrap());
+        assert_eq!(
+            Date::parse("20240228").unwrap().add_days(1),
+            Date::parse("20240229").unwrap()
+        );
         assert!(Date::parse("20230229").is_none());
         assert!(Date::parse("2024013").is_none());
     }
@@ -353,18 +426,39 @@ mod tests {
     fn values() {
         assert_eq!(
             CalTime::parse("20240108T093000", Some("Europe/Berlin"), None),
-            Some(CalTime::Zoned { tzid: "Europe/Berlin".into(), time: LocalTime::parse("20240108T093000").unwrap() })
+            Some(CalTime::Zoned {
+                tzid: "Europe/Berlin".into(),
+                time: LocalTime::parse("20240108T093000").unwrap()
+            })
         );
-        assert!(matches!(CalTime::parse("20240108T093000Z", Some("X"), None), Some(CalTime::Utc(_))));
-        assert!(matches!(CalTime::parse("20240315", None, Some("DATE")), Some(CalTime::Date(_))));
+        assert!(matches!(
+            CalTime::parse("20240108T093000Z", Some("X"), None),
+            Some(CalTime::Utc(_))
+        ));
+        assert!(matches!(
+            CalTime::parse("20240315", None, Some("DATE")),
+            Some(CalTime::Date(_))
+        ));
         assert!(CalTime::parse("2024031", None, None).is_none());
         assert!(CalTime::parse("20240315T250000", None, None).is_none());
-        assert_eq!(CalTime::parse("20240315T101500Z", None, None).unwrap().value_text(), "20240315T101500Z");
+        assert_eq!(
+            CalTime::parse("20240315T101500Z", None, None)
+                .unwrap()
+                .value_text(),
+            "20240315T101500Z"
+        );
     }
 
     #[test]
     fn durations() {
-        for (s, v) in [("-PT15M", -900), ("P1D", 86_400), ("P2W", 1_209_600), ("PT1H30M", 5400), ("PT0S", 0), ("-P1DT2H", -93_600)] {
+        for (s, v) in [
+            ("-PT15M", -900),
+            ("P1D", 86_400),
+            ("P2W", 1_209_600),
+            ("PT1H30M", 5400),
+            ("PT0S", 0),
+            ("-P1DT2H", -93_600),
+        ] {
             assert_eq!(parse_duration(s), Some(v), "{s}");
             assert_eq!(parse_duration(&format_duration(v)), Some(v));
         }

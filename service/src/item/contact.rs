@@ -444,7 +444,7 @@ impl Contact {
             (None, WireFormat::VCard30) => {
                 out.push(OutProp::new("FN", Text(self.derived_formatted_name())))
             }
-            (None, WireFormat::VCard21) => {}
+            (None, _) => {}
         }
         if !self.nickname.is_empty() {
             out.push(OutProp::new("NICKNAME", List(self.nickname.clone())));
@@ -518,6 +518,16 @@ impl Contact {
             out.push(OutProp::new("REV", Verbatim(r.clone())));
         }
         out
+    }
+
+    /// The vCard 3.0 evolution-data-server stores: as [`Contact::to_vcard`], with the
+    /// anniversary as EDS's own `X-EVOLUTION-ANNIVERSARY`.
+    pub fn to_eds_vcard(&self) -> String {
+        let mut props = self.to_out(WireFormat::VCard30);
+        for p in props.iter_mut().filter(|p| p.name == "X-ANNIVERSARY") {
+            p.name = "X-EVOLUTION-ANNIVERSARY".into();
+        }
+        String::from_utf8_lossy(&vcard::write(&props, WireFormat::VCard30)).into_owned()
     }
 
     /// Serialises the contact as a vCard in `format`.

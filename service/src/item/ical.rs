@@ -32,7 +32,10 @@ pub struct Component {
 
 impl Component {
     pub fn new(name: &str) -> Component {
-        Component { name: name.to_ascii_uppercase(), ..Default::default() }
+        Component {
+            name: name.to_ascii_uppercase(),
+            ..Default::default()
+        }
     }
 
     /// The first property called `name`.
@@ -52,7 +55,12 @@ impl Component {
 
     /// Appends a property whose value is written as is (dates, rules, numbers).
     pub fn push_raw(&mut self, name: &str, value: &str) {
-        self.props.push(Property { group: None, name: name.to_string(), params: Vec::new(), value: value.to_string() });
+        self.props.push(Property {
+            group: None,
+            name: name.to_string(),
+            params: Vec::new(),
+            value: value.to_string(),
+        });
     }
 }
 
@@ -92,17 +100,24 @@ pub fn parse(data: &[u8]) -> Result<Parsed, ItemError> {
             "BEGIN" => {
                 let name = component_name(&line.raw_value, number)?;
                 if stack.len() >= MAX_DEPTH {
-                    return Err(ItemError::Malformed(format!("line {number}: components nested too deeply")));
+                    return Err(ItemError::Malformed(format!(
+                        "line {number}: components nested too deeply"
+                    )));
                 }
                 stack.push(Component::new(&name));
             }
             "END" => {
                 let name = component_name(&line.raw_value, number)?;
                 let Some(c) = stack.pop() else {
-                    return Err(ItemError::Malformed(format!("line {number}: END:{name} without BEGIN")));
+                    return Err(ItemError::Malformed(format!(
+                        "line {number}: END:{name} without BEGIN"
+                    )));
                 };
                 if c.name != name {
-                    return Err(ItemError::Malformed(format!("line {number}: END:{name} closes BEGIN:{}", c.name)));
+                    return Err(ItemError::Malformed(format!(
+                        "line {number}: END:{name} closes BEGIN:{}",
+                        c.name
+                    )));
                 }
                 match stack.last_mut() {
                     Some(parent) => parent.subs.push(c),
@@ -126,13 +141,20 @@ pub fn parse(data: &[u8]) -> Result<Parsed, ItemError> {
     if let Some(open) = stack.last() {
         return Err(ItemError::Malformed(format!("missing END:{}", open.name)));
     }
-    Ok(Parsed { version, components: done })
+    Ok(Parsed {
+        version,
+        components: done,
+    })
 }
 
 fn component_name(raw: &[u8], number: usize) -> Result<String, ItemError> {
-    let name = std::str::from_utf8(raw.trim_ascii()).unwrap_or_default().to_ascii_uppercase();
+    let name = std::str::from_utf8(raw.trim_ascii())
+        .unwrap_or_default()
+        .to_ascii_uppercase();
     if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-        return Err(ItemError::Malformed(format!("line {number}: invalid component name")));
+        return Err(ItemError::Malformed(format!(
+            "line {number}: invalid component name"
+        )));
     }
     Ok(name)
 }
@@ -257,7 +279,11 @@ fn write_prop_legacy(out: &mut String, p: &Property) {
         line.push_str(&param.name);
         if !param.values.is_empty() {
             line.push('=');
-            let vals: Vec<String> = param.values.iter().map(|v| v.replace([';', ':', '"', '\r', '\n'], "")).collect();
+            let vals: Vec<String> = param
+                .values
+                .iter()
+                .map(|v| v.replace([';', ':', '"', '\r', '\n'], ""))
+                .collect();
             line.push_str(&vals.join(","));
         }
     }
@@ -291,7 +317,10 @@ fn write_prop_legacy(out: &mut String, p: &Property) {
 
 /// A parameter with one value.
 pub fn param(name: &str, value: &str) -> Param {
-    Param { name: name.to_string(), values: vec![value.to_string()] }
+    Param {
+        name: name.to_string(),
+        values: vec![value.to_string()],
+    }
 }
 
 #[cfg(test)]
@@ -322,7 +351,12 @@ mod tests {
         assert_eq!(ev.text("SUMMARY").as_deref(), Some("Grüße, a\nb"));
         let mut out = String::new();
         write_legacy(&mut out, ev, None);
-        assert!(out.contains("SUMMARY;ENCODING=QUOTED-PRINTABLE;CHARSET=UTF-8:Gr=C3=BC=C3=9Fe, a=0D=0Ab\r\n"), "{out}");
+        assert!(
+            out.contains(
+                "SUMMARY;ENCODING=QUOTED-PRINTABLE;CHARSET=UTF-8:Gr=C3=BC=C3=9Fe, a=0D=0Ab\r\n"
+            ),
+            "{out}"
+        );
     }
 
     #[test]

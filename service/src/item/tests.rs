@@ -16,6 +16,7 @@ fn testdata() -> PathBuf {
 fn contact(item: &Item) -> &Contact {
     match item {
         Item::Contact(c) => c,
+        other => panic!("not a contact: {other:?}"),
     }
 }
 

@@ -725,6 +725,10 @@ const FOLD: usize = 75;
 
 /// Writes a vCard: `BEGIN`, `VERSION`, the properties in order, `END`, CRLF line ends.
 pub(crate) fn write(props: &[OutProp], format: WireFormat) -> Vec<u8> {
+    let format = match format {
+        WireFormat::VCard21 => WireFormat::VCard21,
+        _ => WireFormat::VCard30,
+    };
     let mut out = String::with_capacity(64 + props.len() * 48);
     out.push_str("BEGIN:VCARD\r\nVERSION:");
     out.push_str(format.version());
@@ -732,7 +736,7 @@ pub(crate) fn write(props: &[OutProp], format: WireFormat) -> Vec<u8> {
     for p in props {
         match format {
             WireFormat::VCard30 => write_prop_30(&mut out, p),
-            WireFormat::VCard21 => write_prop_21(&mut out, p),
+            _ => write_prop_21(&mut out, p),
         }
     }
     out.push_str("END:VCARD\r\n");

@@ -4,6 +4,7 @@
 //! ([`crate::item::Item`]). Nothing outside this module tree knows platform names.
 
 pub mod eds;
+pub mod modemmanager;
 
 use async_trait::async_trait;
 
@@ -79,17 +80,22 @@ pub trait Source: Send {
 /// Open every enabled store of `class` on this phone, on `conn` (a connection the caller keeps
 /// for the whole job: EDS drops opened books when their opener leaves the bus).
 pub async fn open_sources(class: DataClass, conn: &zbus::Connection) -> Result<Vec<Box<dyn Source>>, SourceError> {
-    match class {
-        DataClass::Contacts => {
+    if class == DataClass::Sms {
+        // ModemManager lives on the system bus, not on `conn` (the session bus). No modem /
+        // no ModemManager: `SourceError::Unavailable`, never an empty list.
+        return modemmanager::open_sources().await;
+    }
+    match eds::EdsSourceKind::for_class(class) {
+        Some(kind) => {
             let eds = eds::Eds::new(conn.clone()).await?;
             let mut out: Vec<Box<dyn Source>> = Vec::new();
-            for info in eds.address_books().await? {
-                out.push(Box::new(eds.open_address_book(&info).await?));
+            for info in eds.sources(kind).await? {
+                out.push(eds.open_source(&info).await?);
             }
             Ok(out)
         }
-        other => Err(SourceError::Unavailable {
-            service: format!("a phone store for {other}"),
+        None => Err(SourceError::Unavailable {
+            service: format!("a phone store for {class}"),
             detail: "this version of imsync cannot read this class from the phone yet".into(),
         }),
     }

@@ -13,11 +13,18 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Calendars, task lists and memo lists work the same way ([`Eds::sources`] with an
+//! [`EdsSourceKind`], [`Eds::open_calendar_source`]): each yields
+//! [`crate::item::Item::Calendar`] items, one per UID (master + detached instances +
+//! referenced time zones).
+//!
 //! EDS's bus names are versioned (`AddressBook10`, `Sources5`, `Calendar8` in 3.46); the
 //! highest version present on or activatable from the bus is used
 //! ([`registry::discover_services`]).
 
 mod addressbook;
+mod backend;
+mod calendar;
 mod errors;
 pub mod proxies;
 pub mod registry;
@@ -29,9 +36,10 @@ mod tests;
 use zbus::Connection;
 
 pub use addressbook::AddressBook;
-pub use registry::{EdsServices, EdsSourceInfo};
+pub use calendar::CalendarSource;
+pub use registry::{EdsServices, EdsSourceInfo, EdsSourceKind};
 
-use crate::sources::SourceError;
+use crate::sources::{Source, SourceError};
 
 /// Entry point to EDS on one connection.
 #[derive(Debug, Clone)]
@@ -79,11 +87,56 @@ impl Eds {
     /// ancestor on its `Parent` chain is), the system address book first, then by
     /// display name.
     pub async fn address_books(&self) -> Result<Vec<EdsSourceInfo>, SourceError> {
+        self.sources(EdsSourceKind::AddressBook).await
+    }
+
+    /// Every enabled calendar (events), like [`Eds::address_books`]; generated read-only
+    /// calendars (birthdays, weather) are left out.
+    pub async fn calendars(&self) -> Result<Vec<EdsSourceInfo>, SourceError> {
+        self.sources(EdsSourceKind::Calendar).await
+    }
+
+    /// Every enabled task list.
+    pub async fn task_lists(&self) -> Result<Vec<EdsSourceInfo>, SourceError> {
+        self.sources(EdsSourceKind::TaskList).await
+    }
+
+    /// Every enabled memo list.
+    pub async fn memo_lists(&self) -> Result<Vec<EdsSourceInfo>, SourceError> {
+        self.sources(EdsSourceKind::MemoList).await
+    }
+
+    /// Every enabled source of `kind` holding user data (not generated from elsewhere),
+    /// the system source first, then by display name.
+    pub async fn sources(&self, kind: EdsSourceKind) -> Result<Vec<EdsSourceInfo>, SourceError> {
         let sources_name = self.services.sources.as_deref().unwrap_or_default();
         let sources = registry::all_sources(&self.conn, sources_name)
             .await
             .map_err(|e| errors::map_error("eds", sources_name, "listing the EDS sources", e))?;
-        Ok(registry::address_books_from(&sources))
+        Ok(registry::sources_from(&sources, kind))
+    }
+
+    /// Opens a calendar, task list or memo list (`OpenCalendar` / `OpenTaskList` /
+    /// `OpenMemoList` by `info.kind`, then `Open`).
+    pub async fn open_calendar_source(
+        &self,
+        info: &EdsSourceInfo,
+    ) -> Result<CalendarSource, SourceError> {
+        let Some(factory) = self.services.calendar.clone() else {
+            return Err(SourceError::Unavailable {
+                service: format!("{}Calendar", registry::DS),
+                detail: "evolution-data-server's calendar factory is neither running nor activatable on this bus".into(),
+            });
+        };
+        CalendarSource::open(self.conn.clone(), factory, info.clone()).await
+    }
+
+    /// Opens any source as a [`Source`].
+    pub async fn open_source(&self, info: &EdsSourceInfo) -> Result<Box<dyn Source>, SourceError> {
+        Ok(match info.kind {
+            EdsSourceKind::AddressBook => Box::new(self.open_address_book(info).await?),
+            _ => Box::new(self.open_calendar_source(info).await?),
+        })
     }
 
     /// Opens an address book (`OpenAddressBook` + `Open`).

@@ -63,3 +63,54 @@ pub trait AddressBookCursor {
     ) -> zbus::Result<(i32, Vec<String>, u32, u32)>;
     fn dispose(&self) -> zbus::Result<()>;
 }
+
+/// `…CalendarFactory` on `org.gnome.evolution.dataserver.Calendar<N>` (calendars, task
+/// lists and memo lists).
+#[zbus::proxy(
+    interface = "org.gnome.evolution.dataserver.CalendarFactory",
+    default_path = "/org/gnome/evolution/dataserver/CalendarFactory",
+    gen_blocking = false
+)]
+pub trait CalendarFactory {
+    /// Each returns `(object_path, bus_name)` (both typed `s`).
+    fn open_calendar(&self, source_uid: &str) -> zbus::Result<(String, String)>;
+    fn open_task_list(&self, source_uid: &str) -> zbus::Result<(String, String)>;
+    fn open_memo_list(&self, source_uid: &str) -> zbus::Result<(String, String)>;
+}
+
+/// An opened calendar, task list or memo list (one interface for the three).
+#[zbus::proxy(
+    interface = "org.gnome.evolution.dataserver.Calendar",
+    gen_blocking = false
+)]
+pub trait Calendar {
+    /// Must be called after `Open<Kind>`; returns name/value pairs.
+    fn open(&self) -> zbus::Result<Vec<String>>;
+    fn close(&self) -> zbus::Result<()>;
+    /// `#t` selects everything (`""` quietly selects nothing).
+    fn get_object_list(&self, query: &str) -> zbus::Result<Vec<String>>;
+    fn get_object(&self, uid: &str, rid: &str) -> zbus::Result<String>;
+    /// Bare components of the backend's kind; returns the UIDs.
+    fn create_objects(&self, ics_objects: &[&str], opflags: u32) -> zbus::Result<Vec<String>>;
+    /// `mod_type`: `this`, `this-and-prior`, `this-and-future`, `all`, `only-this`.
+    fn modify_objects(
+        &self,
+        ics_objects: &[&str],
+        mod_type: &str,
+        opflags: u32,
+    ) -> zbus::Result<()>;
+    /// `(uid, rid)` pairs; rid `""` = the whole object.
+    fn remove_objects(
+        &self,
+        uid_rid_array: &[(&str, &str)],
+        mod_type: &str,
+        opflags: u32,
+    ) -> zbus::Result<()>;
+    fn get_timezone(&self, tzid: &str) -> zbus::Result<String>;
+    fn add_timezone(&self, vtimezone: &str) -> zbus::Result<()>;
+
+    #[zbus(property)]
+    fn revision(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn writable(&self) -> zbus::Result<bool>;
+}

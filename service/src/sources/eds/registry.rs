@@ -1,5 +1,6 @@
-//! Finding EDS on the bus (its versioned service names) and its address-book sources
-//! (the source registry, `org.gnome.evolution.dataserver.Sources<N>`).
+//! Finding EDS on the bus (its versioned service names) and its address-book, calendar,
+//! task-list and memo-list sources (the source registry,
+//! `org.gnome.evolution.dataserver.Sources<N>`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -13,6 +14,76 @@ pub const SOURCE_MANAGER_PATH: &str = "/org/gnome/evolution/dataserver/SourceMan
 const SOURCE_IFACE: &str = "org.gnome.evolution.dataserver.Source";
 /// The UID of the built-in personal address book.
 pub const SYSTEM_ADDRESS_BOOK: &str = "system-address-book";
+/// Backends that generate read-only data from elsewhere (`contacts`: the birthdays and
+/// anniversaries calendar built from the address books; `weather`): never backed up.
+pub const GENERATED_BACKENDS: &[&str] = &["contacts", "weather"];
+
+/// The kinds of EDS data sources imsync reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EdsSourceKind {
+    AddressBook,
+    /// Events (`VEVENT`), data class calendar.
+    Calendar,
+    /// To-dos (`VTODO`), data class tasks.
+    TaskList,
+    /// Memos (`VJOURNAL`), data class notes.
+    MemoList,
+}
+
+impl EdsSourceKind {
+    /// The key-file group that marks a source of this kind.
+    pub fn group(self) -> &'static str {
+        match self {
+            EdsSourceKind::AddressBook => "Address Book",
+            EdsSourceKind::Calendar => "Calendar",
+            EdsSourceKind::TaskList => "Task List",
+            EdsSourceKind::MemoList => "Memo List",
+        }
+    }
+
+    /// The UID of the built-in personal source of this kind.
+    pub fn system_uid(self) -> &'static str {
+        match self {
+            EdsSourceKind::AddressBook => SYSTEM_ADDRESS_BOOK,
+            EdsSourceKind::Calendar => "system-calendar",
+            EdsSourceKind::TaskList => "system-task-list",
+            EdsSourceKind::MemoList => "system-memo-list",
+        }
+    }
+
+    /// The data class of the items.
+    pub fn class(self) -> crate::class::DataClass {
+        use crate::class::DataClass;
+        match self {
+            EdsSourceKind::AddressBook => DataClass::Contacts,
+            EdsSourceKind::Calendar => DataClass::Calendar,
+            EdsSourceKind::TaskList => DataClass::Tasks,
+            EdsSourceKind::MemoList => DataClass::Notes,
+        }
+    }
+
+    /// The kind of source holding `class`, if EDS has one.
+    pub fn for_class(class: crate::class::DataClass) -> Option<EdsSourceKind> {
+        use crate::class::DataClass;
+        match class {
+            DataClass::Contacts => Some(EdsSourceKind::AddressBook),
+            DataClass::Calendar => Some(EdsSourceKind::Calendar),
+            DataClass::Tasks => Some(EdsSourceKind::TaskList),
+            DataClass::Notes => Some(EdsSourceKind::MemoList),
+            DataClass::Sms | DataClass::Roster => None,
+        }
+    }
+
+    /// For people: `address book`, `calendar`, `task list`, `memo list`.
+    pub fn noun(self) -> &'static str {
+        match self {
+            EdsSourceKind::AddressBook => "address book",
+            EdsSourceKind::Calendar => "calendar",
+            EdsSourceKind::TaskList => "task list",
+            EdsSourceKind::MemoList => "memo list",
+        }
+    }
+}
 
 /// The highest-versioned EDS services present on or activatable from the bus.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -75,9 +146,10 @@ pub async fn discover_services(conn: &Connection) -> zbus::Result<EdsServices> {
     Ok(pick_services(names.iter().map(String::as_str)))
 }
 
-/// An enabled address-book source.
+/// An enabled source.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct EdsSourceInfo {
+    pub kind: EdsSourceKind,
     /// The source UID (`system-address-book`, or a generated one).
     pub uid: String,
     /// The display name shown to people (`Personal`).
@@ -152,10 +224,13 @@ fn key_bool(kf: &KeyFile, group: &str, key: &str, default: bool) -> bool {
     }
 }
 
-/// From `(uid, Data)` pairs of every source: the enabled address books (a source is
-/// enabled if it and each of its ancestors is), system address book first, then by
-/// display name.
-pub(crate) fn address_books_from(sources: &[(String, String)]) -> Vec<EdsSourceInfo> {
+/// From `(uid, Data)` pairs of every source: the enabled sources of `kind` (a source is
+/// enabled if it and each of its ancestors is) that hold user data (not a
+/// [`GENERATED_BACKENDS`] backend), the system source first, then by display name.
+pub(crate) fn sources_from(
+    sources: &[(String, String)],
+    kind: EdsSourceKind,
+) -> Vec<EdsSourceInfo> {
     let parsed: HashMap<&str, KeyFile> = sources
         .iter()
         .map(|(uid, data)| (uid.as_str(), parse_key_file(data)))
@@ -188,8 +263,9 @@ pub(crate) fn address_books_from(sources: &[(String, String)]) -> Vec<EdsSourceI
     let mut books: Vec<EdsSourceInfo> = parsed
         .iter()
         .filter_map(|(uid, kf)| {
-            let book = kf.get("Address Book")?;
-            if !enabled(uid) {
+            let book = kf.get(kind.group())?;
+            let backend = book.get("BackendName").cloned().unwrap_or_default();
+            if !enabled(uid) || GENERATED_BACKENDS.contains(&backend.as_str()) {
                 return None;
             }
             let display_name = kf
@@ -198,15 +274,17 @@ pub(crate) fn address_books_from(sources: &[(String, String)]) -> Vec<EdsSourceI
                 .cloned()
                 .unwrap_or_else(|| uid.to_string());
             Some(EdsSourceInfo {
+                kind,
                 uid: uid.to_string(),
                 display_name,
-                backend: book.get("BackendName").cloned().unwrap_or_default(),
+                backend,
             })
         })
         .collect();
+    let system = kind.system_uid();
     books.sort_by(|a, b| {
-        (a.uid != SYSTEM_ADDRESS_BOOK)
-            .cmp(&(b.uid != SYSTEM_ADDRESS_BOOK))
+        (a.uid != system)
+            .cmp(&(b.uid != system))
             .then_with(|| {
                 a.display_name
                     .to_lowercase()
@@ -326,10 +404,75 @@ mod tests {
                 src("Orphan", true, "missing-parent", Some("ldap")),
             ),
         ];
-        let books = address_books_from(&sources);
+        let books = sources_from(&sources, EdsSourceKind::AddressBook);
         let uids: Vec<&str> = books.iter().map(|b| b.uid.as_str()).collect();
         assert_eq!(uids, vec!["system-address-book", "zz", "orphan"]);
         assert_eq!(books[1].display_name, "Alpha book");
         assert_eq!(books[2].backend, "ldap");
+    }
+
+    #[test]
+    fn calendar_kinds_skip_generated_sources() {
+        let src = |name: &str, group: &str, backend: &str, enabled: bool| {
+            format!("[Data Source]\nDisplayName={name}\nEnabled={enabled}\nParent=local-stub\n\n[{group}]\nBackendName={backend}\n")
+        };
+        let sources = vec![
+            (
+                "local-stub".to_string(),
+                "[Data Source]\nDisplayName=On This Computer\nEnabled=true\n".to_string(),
+            ),
+            (
+                "birthdays".to_string(),
+                src("Birthdays & Anniversaries", "Calendar", "contacts", true),
+            ),
+            (
+                "weather".to_string(),
+                src("Weather", "Calendar", "weather", true),
+            ),
+            (
+                "system-calendar".to_string(),
+                src("Personal", "Calendar", "local", true),
+            ),
+            (
+                "work-cal".to_string(),
+                src("Arbeit", "Calendar", "caldav", true),
+            ),
+            (
+                "off-cal".to_string(),
+                src("Old", "Calendar", "local", false),
+            ),
+            (
+                "system-task-list".to_string(),
+                src("Personal", "Task List", "local", true),
+            ),
+            (
+                "system-memo-list".to_string(),
+                src("Personal", "Memo List", "local", true),
+            ),
+            (
+                "notes2".to_string(),
+                src("Notizen", "Memo List", "local", true),
+            ),
+        ];
+        let uids = |k| {
+            sources_from(&sources, k)
+                .into_iter()
+                .map(|i| i.uid)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            uids(EdsSourceKind::Calendar),
+            vec!["system-calendar", "work-cal"]
+        );
+        assert_eq!(uids(EdsSourceKind::TaskList), vec!["system-task-list"]);
+        assert_eq!(
+            uids(EdsSourceKind::MemoList),
+            vec!["system-memo-list", "notes2"]
+        );
+        assert!(uids(EdsSourceKind::AddressBook).is_empty());
+        assert_eq!(
+            sources_from(&sources, EdsSourceKind::MemoList)[1].kind,
+            EdsSourceKind::MemoList
+        );
     }
 }

@@ -78,6 +78,7 @@ fn contact(item: &SourceItem) -> &crate::item::Contact {
         .unwrap_or_else(|e| panic!("{}: {e}", item.local_id))
     {
         Item::Contact(c) => c,
+        other => panic!("not a contact: {other:?}"),
     }
 }
 
@@ -158,7 +159,9 @@ async fn lists_converted_contacts_with_photos() {
             .parse()
             .unwrap();
         let original = Item::from_wire(vcards[n].as_bytes(), WireFormat::VCard30).unwrap();
-        let Item::Contact(o) = original;
+        let Item::Contact(o) = original else {
+            panic!("not a contact")
+        };
         assert_eq!(c.name, o.name);
         assert_eq!(c.tels, o.tels);
         assert_eq!(c.emails, o.emails);
@@ -301,6 +304,7 @@ async fn errors_are_mapped() {
     let conn = bus.connect().await;
     let eds = Eds::new(conn.clone()).await.unwrap();
     let bogus = EdsSourceInfo {
+        kind: EdsSourceKind::AddressBook,
         uid: "no-such-source".into(),
         display_name: "Nope".into(),
         backend: "local".into(),
