@@ -18,10 +18,11 @@ use std::collections::{BTreeMap, HashMap};
 use syncml::session::{Change, ClientSession, Event, ItemResult, ServerItemKind, SessionConfig, StoreConfig};
 
 use super::report::{ClassReport, ErrorKind, JobReport};
+use super::negotiate;
 use super::tracker::{self, CurrentItem, Plan, PlannedKind};
 use super::{BackupOptions, Engine, EngineError, JobContext};
 use crate::class::{DataClass, SyncMode};
-use crate::item::WireFormat;
+use crate::item::{formats_for, Item, WireFormat};
 use crate::profile::store::now;
 use crate::profile::{Account, ClassSettings, SessionCommit, TrackedItem};
 use crate::sources;
@@ -185,12 +186,13 @@ impl Engine {
             stores,
         };
 
-        match self.run_session(cfg, &mut runs, &name, ctx).await {
+        match self.run_session(cfg, self.encoding_for(&name)?, &mut runs, &name, ctx).await {
             Ok(sr) => {
                 report.messages_sent += sr.messages_sent;
                 report.bytes_sent += sr.bytes_sent;
                 report.bytes_received += sr.bytes_received;
                 self.remember_nonce(&name, &sr)?;
+                self.remember_encoding(&name, &sr)?;
                 for w in &sr.warnings {
                     tracing::info!(job = ctx.id, warning = %w, "tolerated from the server");
                 }
@@ -283,7 +285,6 @@ impl Engine {
             job = ctx.id, %class, items = items.len(), changes = plan.changes.len(), unchanged = plan.unchanged,
             mode = %requested, "class prepared"
         );
-        ctx.observer.progress(class, 0, report.items);
         Ok(Some(ClassRun {
             class,
             settings,
@@ -308,11 +309,12 @@ impl Engine {
     async fn run_session(
         &self,
         cfg: SessionConfig,
+        encoding: syncml::session::Encoding,
         runs: &mut [ClassRun],
         account: &str,
         ctx: &JobContext,
     ) -> Result<syncml::session::SessionReport, EngineError> {
-        let mut session = ClientSession::new(cfg);
+        let mut session = ClientSession::with_encoding(cfg, encoding);
         loop {
             if ctx.is_cancelled() {
                 return Err(EngineError::Cancelled);
@@ -321,6 +323,10 @@ impl Engine {
                 Event::Send { url, body, content_type } => {
                     let resp = self.post(url, content_type, body).await?;
                     session.receive(resp.status, resp.content_type.as_deref(), &resp.body);
+                    for run in runs.iter().filter(|r| r.agreed.is_some()) {
+                        let (done, total) = session.progress(&local_uri(run.class));
+                        ctx.observer.progress(run.class, done, total);
+                    }
                 }
                 Event::NeedChanges { store, mode } => {
                     let Some(run) = runs.iter_mut().find(|r| local_uri(r.class) == store) else {
@@ -330,9 +336,14 @@ impl Engine {
                     // From here the server may receive changes: until this session ends well
                     // the next one must be a slow sync.
                     self.with_store(|s| s.mark_needs_slow_sync(account, run.class))?;
-                    let changes = changes_for(run, mode);
-                    tracing::info!(job = ctx.id, class = %run.class, mode = mode_name(mode), changes = changes.len(), "server agreed");
-                    session.provide_changes(&store, changes);
+                    let format = negotiate::choose(formats_for(run.class), session.server_devinf(), &run.settings.remote_uri);
+                    let changes = changes_for(run, mode, format);
+                    tracing::info!(
+                        job = ctx.id, class = %run.class, mode = mode_name(mode), format = format.mime(),
+                        changes = changes.len(), "server agreed"
+                    );
+                    ctx.observer.progress(run.class, 0, changes.len() as u32);
+                    session.provide_changes_as(&store, format.mime(), format.version(), changes);
                 }
                 Event::ServerItems { store, items } => {
                     let run = runs.iter_mut().find(|r| local_uri(r.class) == store);
@@ -457,7 +468,8 @@ impl Engine {
         self.with_store(|s| s.commit_session(account_name, run.class, &commit))?;
         run.report.server_other_items = run.server_other_items;
         run.report.settle();
-        ctx.observer.progress(run.class, run.report.items, run.report.items);
+        let sent = run.sent.len() as u32;
+        ctx.observer.progress(run.class, sent, sent);
         tracing::info!(
             job = ctx.id, class = %run.class, mode = %run.report.mode, added = run.report.added,
             replaced = run.report.replaced, deleted = run.report.deleted, failed = run.report.failed,
@@ -468,7 +480,7 @@ impl Engine {
 }
 
 /// The changes to give the session once the server agreed on `mode`.
-fn changes_for(run: &mut ClassRun, mode: syncml::session::SyncMode) -> Vec<Change> {
+fn changes_for(run: &mut ClassRun, mode: syncml::session::SyncMode, format: WireFormat) -> Vec<Change> {
     use syncml::session::SyncMode as P;
     run.agreed = Some(mode);
     run.sent.clear();
@@ -482,7 +494,20 @@ fn changes_for(run: &mut ClassRun, mode: syncml::session::SyncMode) -> Vec<Chang
     for (i, p) in list.iter().enumerate() {
         let luid = p.luid.to_string();
         run.sent.insert(luid.clone(), i);
-        let data = || p.item.map(|ix| run.items[ix].data.clone()).unwrap_or_default();
+        // Items are tracked in the class's canonical format; another negotiated format is
+        // written from the parsed item.
+        let canonical = run.format;
+        let data = || {
+            let Some(ix) = p.item else { return Vec::new() };
+            let bytes = &run.items[ix].data;
+            if format == canonical {
+                return bytes.clone();
+            }
+            match Item::from_wire(bytes, canonical) {
+                Ok(item) => item.to_wire(format),
+                Err(_) => bytes.clone(),
+            }
+        };
         out.push(match (all, &p.kind) {
             (true, _) if mode == P::RefreshFromClient => Change::Add { luid, data: data() },
             (true, _) => Change::Replace { luid, data: data() },

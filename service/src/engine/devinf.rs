@@ -9,6 +9,11 @@ fn ctv(f: WireFormat) -> ContentTypeVersion {
     ContentTypeVersion { ct_type: f.mime().to_string(), ver_ct: f.version().to_string() }
 }
 
+/// The other formats the phone reads and writes for `class`.
+fn others(class: DataClass, preferred: WireFormat) -> Vec<ContentTypeVersion> {
+    crate::item::formats_for(class).iter().filter(|f| **f != preferred).map(|f| ctv(*f)).collect()
+}
+
 /// Our DevInf: who we are, and per class in the session the datastore with the formats we send
 /// and accept.
 pub fn client_devinf(device_id: &str, stores: &[(DataClass, WireFormat)]) -> DevInf {
@@ -23,7 +28,8 @@ pub fn client_devinf(device_id: &str, stores: &[(DataClass, WireFormat)]) -> Dev
         dev_id: device_id.to_string(),
         dev_typ: "smartphone".into(),
         utc: true,
-        support_large_objs: false,
+        // Items larger than a message go out in chunks, and come in reassembled.
+        support_large_objs: true,
         support_number_of_changes: true,
         data_stores: stores
             .iter()
@@ -32,9 +38,9 @@ pub fn client_devinf(device_id: &str, stores: &[(DataClass, WireFormat)]) -> Dev
                 display_name: Some(class.as_str().to_string()),
                 max_guid_size: Some(32),
                 rx_pref: Some(ctv(*format)),
-                rx: Vec::new(),
+                rx: others(*class, *format),
                 tx_pref: Some(ctv(*format)),
-                tx: Vec::new(),
+                tx: others(*class, *format),
                 ct_caps: Vec::new(),
                 // two-way, slow, one-way and refresh from either side
                 sync_types: vec![1, 2, 3, 4, 5, 6, 7],

@@ -264,6 +264,22 @@ impl Engine {
         Ok(())
     }
 
+    /// The encoding to start a session with: WBXML unless this server refused it before.
+    fn encoding_for(&self, account: &str) -> Result<syncml::session::Encoding, EngineError> {
+        Ok(match self.with_store(|s| s.server_encoding(account))?.as_deref() {
+            Some("xml") => syncml::session::Encoding::Xml,
+            _ => syncml::session::Encoding::Wbxml,
+        })
+    }
+
+    fn remember_encoding(&self, account: &str, sr: &syncml::session::SessionReport) -> Result<(), EngineError> {
+        if sr.encoding_fallback {
+            tracing::info!(%account, "the server refused WBXML; using XML with it from now on");
+            self.with_store(|s| s.set_server_encoding(account, "xml"))?;
+        }
+        Ok(())
+    }
+
     /// One message exchange, on the blocking pool.
     async fn post(&self, url: String, content_type: &'static str, body: Vec<u8>) -> Result<crate::transport::Response, EngineError> {
         let transport = Arc::clone(&self.transport);

@@ -58,15 +58,13 @@ impl std::str::FromStr for RestoreMode {
 /// The format items of a class are rendered in for change tracking (independent of the format
 /// negotiated with a server, so a format change does not look like a change of every item).
 pub(super) fn canonical_format(class: DataClass) -> WireFormat {
-    match class {
-        _ => WireFormat::VCard30,
-    }
+    crate::item::formats_for(class).first().copied().unwrap_or(WireFormat::VCard30)
 }
 
 /// The wire format of an item the server sent, from its content type.
 fn format_of(class: DataClass, content_type: Option<&str>) -> WireFormat {
     let ct = content_type.map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
-    for f in [WireFormat::VCard30, WireFormat::VCard21] {
+    for &f in crate::item::formats_for(class) {
         if ct.as_deref() == Some(f.mime()) {
             return f;
         }
@@ -77,7 +75,10 @@ fn format_of(class: DataClass, content_type: Option<&str>) -> WireFormat {
 /// When the item was last changed, as digits only (comparable across the formats servers use).
 fn modified(item: &Item) -> Option<String> {
     let raw = match item {
-        Item::Contact(c) => c.rev.as_deref(),
+        Item::Contact(c) => c.rev.clone(),
+        Item::Calendar(c) => c.master.as_ref().and_then(|m| m.last_modified.as_ref()).map(|t| t.value_text()),
+        // A message does not change once written.
+        Item::Sms(_) => None,
     }?;
     let digits: String = raw.chars().filter(char::is_ascii_digit).take(14).collect();
     (digits.len() >= 8).then_some(digits)
@@ -196,7 +197,7 @@ impl Engine {
             stores,
         };
 
-        let mut session = ClientSession::new(cfg);
+        let mut session = ClientSession::with_encoding(cfg, self.encoding_for(&name)?);
         let outcome = loop {
             if ctx.is_cancelled() {
                 break Err(EngineError::Cancelled);
@@ -259,6 +260,7 @@ impl Engine {
         report.bytes_sent += sr.bytes_sent;
         report.bytes_received += sr.bytes_received;
         self.remember_nonce(&name, &sr)?;
+        self.remember_encoding(&name, &sr)?;
         for mut run in runs {
             match sr.stores.iter().find(|s| s.local_uri == local_uri(run.class)) {
                 Some(st) if st.ok() => {

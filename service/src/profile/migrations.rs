@@ -81,4 +81,8 @@ pub const MIGRATIONS: &[&str] = &[
         report      TEXT NOT NULL DEFAULT '{}'      -- JSON
     );
     "#,
+    // 2: the SyncML encoding a server accepts ("xml" after it refused WBXML).
+    r#"
+    ALTER TABLE accounts ADD COLUMN server_encoding TEXT;
+    "#,
 ];

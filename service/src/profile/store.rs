@@ -238,6 +238,19 @@ impl Store {
         Ok(())
     }
 
+    pub fn server_encoding(&self, account: &str) -> Result<Option<String>, ProfileError> {
+        Ok(self
+            .conn
+            .query_row("SELECT server_encoding FROM accounts WHERE name = ?1", [account], |r| r.get(0))
+            .optional()?
+            .flatten())
+    }
+
+    pub fn set_server_encoding(&self, account: &str, encoding: &str) -> Result<(), ProfileError> {
+        self.conn.execute("UPDATE accounts SET server_encoding = ?2 WHERE name = ?1", params![account, encoding])?;
+        Ok(())
+    }
+
     pub fn class_state(&self, account: &str, class: DataClass) -> Result<Option<ClassState>, ProfileError> {
         let id = self.require_account_id(account)?;
         let row = self
