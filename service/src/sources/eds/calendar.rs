@@ -425,8 +425,25 @@ impl CalendarSource {
                     .map(|c| (i, component_text(&c.to_component(item.kind))))
             })
             .collect();
+        // Batches of at most BATCH objects, a UID at most once per batch (EDS does not
+        // reject a UID repeated within one CreateObjects call).
+        let mut chunks: Vec<Vec<(usize, String)>> = Vec::new();
+        let mut uids_in_chunk: HashSet<&str> = HashSet::new();
+        for (i, text) in firsts {
+            let uid = items[i].uid().unwrap_or_default();
+            let full = chunks.last().is_none_or(|c| c.len() >= BATCH)
+                || (!uid.is_empty() && uids_in_chunk.contains(uid));
+            if full {
+                chunks.push(Vec::new());
+                uids_in_chunk.clear();
+            }
+            uids_in_chunk.insert(uid);
+            if let Some(c) = chunks.last_mut() {
+                c.push((i, text));
+            }
+        }
         let mut created: HashMap<usize, String> = HashMap::new();
-        for chunk in firsts.chunks(BATCH) {
+        for chunk in &chunks {
             let texts: Vec<String> = chunk.iter().map(|(_, t)| t.clone()).collect();
             match self
                 .call_strings("creating objects", Method::Create, texts)

@@ -31,6 +31,8 @@ pub mod registry;
 #[cfg(test)]
 pub(crate) mod testbus;
 #[cfg(test)]
+mod cal_tests;
+#[cfg(test)]
 mod tests;
 
 use zbus::Connection;

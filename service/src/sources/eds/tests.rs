@@ -15,7 +15,7 @@ use super::*;
 use crate::item::{Item, WireFormat};
 use crate::sources::{Source, SourceError, SourceItem};
 
-const TINY_PNG: &str =
+pub(super) const TINY_PNG: &str =
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
 
 /// Opens `uid` with raw proxies (the opened book lives as long as `conn`).
@@ -226,14 +226,14 @@ async fn revision_changes_after_modify_and_photo_file_loss_is_per_item() {
 }
 
 /// The PID of the process owning `name`.
-async fn owner_pid(conn: &zbus::Connection, name: &str) -> u32 {
+pub(super) async fn owner_pid(conn: &zbus::Connection, name: &str) -> u32 {
     let dbus = DBusProxy::new(conn).await.unwrap();
     dbus.get_connection_unix_process_id(BusName::try_from(name).unwrap())
         .await
         .unwrap()
 }
 
-fn wait_gone(pid: u32) {
+pub(super) fn wait_gone(pid: u32) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::path::Path::new(&format!("/proc/{pid}")).exists() {
         // A killed factory may linger as a zombie until dbus-daemon reaps it.
