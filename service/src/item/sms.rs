@@ -412,8 +412,7 @@ mod tests {
         let t = Some(ts("2024-01-01T08:00:00+02"));
         let a = Sms::new(SmsFolder::Inbox, true, "+15551230001", t, SmsBody::Text("Hello".into()));
         // fixed value: the identity is stored in backups and must never change
-        assert_eq!(a.identity(), "6c7a49b3c5b6d8d54f4a1b5a8a6bd4a2".len().to_string().repeat(0) + a.identity());
-        assert_eq!(a.identity().len(), 32);
+        assert_eq!(a.identity(), "f1920e9e797d6a0467874becdfd94c0e");
         // read state does not matter
         assert_eq!(a.identity(), a.with_state(SmsFolder::Inbox, false).identity());
         // draft → sent keeps the identity, direction does not

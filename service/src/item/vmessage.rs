@@ -363,6 +363,15 @@ mod tests {
             ("gsm7-inbox", text(SmsFolder::Inbox, "+15551230001", Some("2024-01-01T08:00:00+02"), "Hello from the fake modem!")),
             ("ucs2-chinese", text(SmsFolder::Inbox, "+8613800138000", Some("2024-01-01T09:01:01+08"), "你好，世界！这是一条中文短信。")),
             (
+                "concatenated",
+                text(
+                    SmsFolder::Inbox,
+                    "+15551230002",
+                    Some("2024-01-01T10:02:02-05"),
+                    "This is a long concatenated message from the fake modem. It needs more than one hundred and sixty GSM characters, so the sender split it into two parts that ModemManager joins again. The End.",
+                ),
+            ),
+            (
                 "gsm7-extension",
                 text(SmsFolder::Inbox, "+4917012345678", Some("2024-01-01T11:03:03+01"), "Grüße aus Köln: 5€ {ok} [x] ~ ^ | \\ @ _"),
             ),
