@@ -84,8 +84,7 @@ fn have(tool: &str) -> bool {
 }
 
 fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {:?}: {e}", cmd.get_program()));
-    out
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {:?}: {e}", cmd.get_program()))
 }
 
 fn run_ok(cmd: &mut Command) -> String {
@@ -480,7 +479,7 @@ fn deb_dbus_activation_smoke() {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let pid = daemon_pid(&busctl);
     // Stop the activated daemon whatever happens below (it was started by the bus, not us).
-    let _daemon = pid.map(|p| KillOnDrop(p));
+    let _daemon = pid.map(KillOnDrop);
     assert!(
         !out.status.success() && stderr.contains("error-name=org.imsync.Error.NotConfigured"),
         "GetAccount on an empty state should fail with org.imsync.Error.NotConfigured; got {}:\n{}\n{}\n{}",
