@@ -33,5 +33,7 @@ pub fn init(level: Option<&str>) {
             return;
         }
     }
-    registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false)).init();
+    use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal();
+    registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_ansi(ansi)).init();
 }

@@ -355,9 +355,10 @@ impl Engine {
                         for it in &items {
                             match it.kind {
                                 ServerItemKind::Add => run.server_other_items += 1,
+                                // e.g. the server merged one of our items with one it had
                                 _ => run.report.errors.push(format!(
-                                    "the server sent a change for item {} that a backup does not apply",
-                                    it.server_id
+                                    "the server changed item {} on its side (not applied to the phone by a backup)",
+                                    it.local_id.as_deref().filter(|l| !l.is_empty()).unwrap_or(&it.server_id)
                                 )),
                             }
                         }

@@ -2,6 +2,12 @@
 //! `application=imsync`, `account=<protocol>:<im_id>`) when a provider is on the session bus,
 //! otherwise in a file readable only by the user (`$XDG_DATA_HOME/imsync/secrets/`), with a
 //! warning in the log. A password never reaches the log or the state database.
+//!
+//! The fallback files hold the password encrypted (AES-256-GCM) with a random key kept in
+//! its own 0600 file beside them. That key is as readable as the files, so this is no
+//! protection against processes of the same user (only the Secret Service gives that); it
+//! keeps the password out of plain sight: no clear text in a state file, a copy of the
+//! state directory or a grep over it.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -9,6 +15,9 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::time::Duration;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
 
 use super::ProfileError;
 
@@ -39,6 +48,8 @@ pub enum SecretBackend {
 }
 
 const PROVIDER: &str = "org.freedesktop.secrets";
+/// First line of a fallback file: format and version.
+const FILE_MAGIC: &str = "imsync-secret-v1:";
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Secrets {
@@ -145,13 +156,16 @@ impl Secrets {
         self.fallback_dir.join(name)
     }
 
-    fn store_in_file(&self, account: &str, password: &Password) -> Result<(), ProfileError> {
+    fn ensure_dir(&self) -> Result<(), ProfileError> {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&self.fallback_dir)
-            .map_err(|e| ProfileError::Secret(format!("cannot create {}: {e}", self.fallback_dir.display())))?;
-        let path = self.file_for(account);
+            .map_err(|e| ProfileError::Secret(format!("cannot create {}: {e}", self.fallback_dir.display())))
+    }
+
+    /// Write `data` to `path` (mode 0600) atomically.
+    fn write_private(path: &std::path::Path, data: &[u8]) -> Result<(), ProfileError> {
         let tmp = path.with_extension("new");
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -160,19 +174,62 @@ impl Secrets {
             .mode(0o600)
             .open(&tmp)
             .map_err(|e| ProfileError::Secret(format!("cannot write {}: {e}", tmp.display())))?;
-        f.write_all(password.expose().as_bytes())
+        f.write_all(data)
             .and_then(|_| f.sync_all())
-            .and_then(|_| std::fs::rename(&tmp, &path))
-            .map_err(|e| ProfileError::Secret(format!("cannot write {}: {e}", path.display())))?;
-        Ok(())
+            .and_then(|_| std::fs::rename(&tmp, path))
+            .map_err(|e| ProfileError::Secret(format!("cannot write {}: {e}", path.display())))
+    }
+
+    /// The key of the fallback files, made on first use.
+    fn file_key(&self, create: bool) -> Result<Option<Aes256Gcm>, ProfileError> {
+        let path = self.fallback_dir.join("key");
+        let key = match std::fs::read(&path) {
+            Ok(k) if k.len() == 32 => k,
+            Ok(_) => return Err(ProfileError::Secret(format!("{} is damaged", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+                let mut k = vec![0u8; 32];
+                getrandom::fill(&mut k).map_err(|e| ProfileError::Secret(format!("no randomness: {e}")))?;
+                Self::write_private(&path, &k)?;
+                k
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(ProfileError::Secret(format!("cannot read {}: {e}", path.display()))),
+        };
+        Ok(Some(Aes256Gcm::new_from_slice(&key).map_err(|e| ProfileError::Secret(e.to_string()))?))
+    }
+
+    fn store_in_file(&self, account: &str, password: &Password) -> Result<(), ProfileError> {
+        self.ensure_dir()?;
+        let cipher = self.file_key(true)?.expect("created");
+        let mut nonce = [0u8; 12];
+        getrandom::fill(&mut nonce).map_err(|e| ProfileError::Secret(format!("no randomness: {e}")))?;
+        // The account name is bound to the ciphertext: a file copied to another name fails.
+        let sealed = cipher
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: password.expose().as_bytes(), aad: account.as_bytes() })
+            .map_err(|_| ProfileError::Secret("cannot encrypt the password".into()))?;
+        let mut blob = nonce.to_vec();
+        blob.extend_from_slice(&sealed);
+        let text = format!("{FILE_MAGIC}{}\n", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, blob));
+        Self::write_private(&self.file_for(account), text.as_bytes())
     }
 
     fn lookup_in_file(&self, account: &str) -> Result<Option<Password>, ProfileError> {
-        match std::fs::read(self.file_for(account)) {
-            Ok(bytes) => Ok(Some(Password(String::from_utf8_lossy(&bytes).into_owned()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(ProfileError::Secret(format!("cannot read the stored password: {e}"))),
+        let text = match std::fs::read_to_string(self.file_for(account)) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(ProfileError::Secret(format!("cannot read the stored password: {e}"))),
+        };
+        let damaged = || ProfileError::Secret(format!("the stored password of {account} cannot be read; set it again"));
+        let b64 = text.trim_end().strip_prefix(FILE_MAGIC).ok_or_else(damaged)?;
+        let blob = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).map_err(|_| damaged())?;
+        if blob.len() < 12 {
+            return Err(damaged());
         }
+        let cipher = self.file_key(false)?.ok_or_else(damaged)?;
+        let clear = cipher
+            .decrypt(Nonce::from_slice(&blob[..12]), Payload { msg: &blob[12..], aad: account.as_bytes() })
+            .map_err(|_| damaged())?;
+        Ok(Some(Password(String::from_utf8(clear).map_err(|_| damaged())?)))
     }
 
     fn remove_file(&self, account: &str) {
@@ -198,6 +255,14 @@ mod tests {
         s.store_in_file("xmpp:a/b@c", &Password::new("pä ss")).unwrap();
         assert_eq!(s.lookup_in_file("xmpp:a/b@c").unwrap().unwrap().expose(), "pä ss");
         let f = s.file_for("xmpp:a/b@c");
+        // never in clear text, in any file
+        for entry in std::fs::read_dir(dir.path().join("secrets")).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            assert!(!bytes.windows(5).any(|w| w == "pä ss".as_bytes()));
+        }
+        // a file copied to another account's name does not decrypt
+        std::fs::copy(&f, s.file_for("xmpp:other")).unwrap();
+        assert!(matches!(s.lookup_in_file("xmpp:other"), Err(ProfileError::Secret(_))));
         assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(std::fs::metadata(dir.path().join("secrets")).unwrap().permissions().mode() & 0o777, 0o700);
         s.remove_file("xmpp:a/b@c");
