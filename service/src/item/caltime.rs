@@ -353,7 +353,7 @@ pub fn format_duration(seconds: i64) -> String {
         out.push_str("T0S");
         return out;
     }
-    if s % 604_800 == 0 {
+    if s.is_multiple_of(604_800) {
         out.push_str(&format!("{}W", s / 604_800));
         return out;
     }

@@ -103,7 +103,9 @@ fn digits(s: &[u8], n: usize) -> Option<(u32, &[u8])> {
     if s.len() < n || !s[..n].iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let v = s[..n].iter().fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'));
+    let v = s[..n]
+        .iter()
+        .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'));
     Some((v, &s[n..]))
 }
 
@@ -121,7 +123,10 @@ impl SmsTimestamp {
     ///
     /// Returns `Ok(None)` for the empty string (drafts and sent messages have none).
     pub fn parse(input: &str) -> Result<Option<SmsTimestamp>, TimestampError> {
-        let err = |why| TimestampError { input: input.chars().take(64).collect(), why };
+        let err = |why| TimestampError {
+            input: input.chars().take(64).collect(),
+            why,
+        };
         let s = input.trim();
         if s.is_empty() {
             return Ok(None);
@@ -129,18 +134,34 @@ impl SmsTimestamp {
         let b = s.as_bytes();
         let extended = b.get(4) == Some(&b'-');
         let (year, b) = digits(b, 4).ok_or_else(|| err("expected a four-digit year"))?;
-        let b = if extended { expect(b, b'-').ok_or_else(|| err("expected '-'"))? } else { b };
+        let b = if extended {
+            expect(b, b'-').ok_or_else(|| err("expected '-'"))?
+        } else {
+            b
+        };
         let (month, b) = digits(b, 2).ok_or_else(|| err("expected a two-digit month"))?;
-        let b = if extended { expect(b, b'-').ok_or_else(|| err("expected '-'"))? } else { b };
+        let b = if extended {
+            expect(b, b'-').ok_or_else(|| err("expected '-'"))?
+        } else {
+            b
+        };
         let (day, b) = digits(b, 2).ok_or_else(|| err("expected a two-digit day"))?;
         let b = match b.first() {
             Some(b'T' | b't' | b' ') => &b[1..],
             _ => return Err(err("expected 'T' between date and time")),
         };
         let (hour, b) = digits(b, 2).ok_or_else(|| err("expected a two-digit hour"))?;
-        let b = if extended { expect(b, b':').ok_or_else(|| err("expected ':'"))? } else { b };
+        let b = if extended {
+            expect(b, b':').ok_or_else(|| err("expected ':'"))?
+        } else {
+            b
+        };
         let (minute, b) = digits(b, 2).ok_or_else(|| err("expected two-digit minutes"))?;
-        let b = if extended { expect(b, b':').ok_or_else(|| err("expected ':'"))? } else { b };
+        let b = if extended {
+            expect(b, b':').ok_or_else(|| err("expected ':'"))?
+        } else {
+            b
+        };
         let (second, mut b) = digits(b, 2).ok_or_else(|| err("expected two-digit seconds"))?;
         if let Some(rest) = b.strip_prefix(b".").or_else(|| b.strip_prefix(b",")) {
             let n = rest.iter().take_while(|c| c.is_ascii_digit()).count();
@@ -153,10 +174,13 @@ impl SmsTimestamp {
             [] => return Err(err("missing UTC offset (Z, ±HH or ±HH:MM)")),
             [b'Z' | b'z'] => 0,
             [sign @ (b'+' | b'-'), rest @ ..] => {
-                let (h, rest) = digits(rest, 2).ok_or_else(|| err("expected two-digit offset hours"))?;
+                let (h, rest) =
+                    digits(rest, 2).ok_or_else(|| err("expected two-digit offset hours"))?;
                 let (m, rest) = match rest {
                     [] => (0, &rest[..]),
-                    [b':', r @ ..] => digits(r, 2).ok_or_else(|| err("expected two-digit offset minutes"))?,
+                    [b':', r @ ..] => {
+                        digits(r, 2).ok_or_else(|| err("expected two-digit offset minutes"))?
+                    }
                     r => digits(r, 2).ok_or_else(|| err("expected two-digit offset minutes"))?,
                 };
                 if !rest.is_empty() {
@@ -216,7 +240,11 @@ impl SmsTimestamp {
     /// Seconds since 1970-01-01T00:00:00Z (for ordering).
     pub fn unix_seconds(&self) -> i64 {
         // days from civil (Howard Hinnant's algorithm)
-        let (y, m, d) = (i64::from(self.year), i64::from(self.month), i64::from(self.day));
+        let (y, m, d) = (
+            i64::from(self.year),
+            i64::from(self.month),
+            i64::from(self.day),
+        );
         let y = if m <= 2 { y - 1 } else { y };
         let era = y.div_euclid(400);
         let yoe = y - era * 400;
@@ -224,7 +252,10 @@ impl SmsTimestamp {
         let doy = (153 * mp + 2) / 5 + d - 1;
         let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
         let days = era * 146_097 + doe - 719_468;
-        days * 86_400 + i64::from(self.hour) * 3600 + i64::from(self.minute) * 60 + i64::from(self.second)
+        days * 86_400
+            + i64::from(self.hour) * 3600
+            + i64::from(self.minute) * 60
+            + i64::from(self.second)
             - i64::from(self.offset_minutes) * 60
     }
 }
@@ -248,12 +279,28 @@ pub struct Sms {
 }
 
 impl Sms {
-    pub fn new(folder: SmsFolder, read: bool, number: &str, timestamp: Option<SmsTimestamp>, body: SmsBody) -> Sms {
+    pub fn new(
+        folder: SmsFolder,
+        read: bool,
+        number: &str,
+        timestamp: Option<SmsTimestamp>,
+        body: SmsBody,
+    ) -> Sms {
         // one line, no control characters: what every wire format can carry
-        let number: String = number.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        let number: String = number
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
         let number = number.trim().to_string();
         let identity = identity(folder.is_incoming(), &number, timestamp.as_ref(), &body);
-        Sms { folder, read, number, timestamp, body, identity }
+        Sms {
+            folder,
+            read,
+            number,
+            timestamp,
+            body,
+            identity,
+        }
     }
 
     pub fn folder(&self) -> SmsFolder {
@@ -295,13 +342,24 @@ impl Sms {
     /// The same message in another folder / read state (the identity stays unless the
     /// direction changes).
     pub fn with_state(&self, folder: SmsFolder, read: bool) -> Sms {
-        Sms::new(folder, read, &self.number, self.timestamp, self.body.clone())
+        Sms::new(
+            folder,
+            read,
+            &self.number,
+            self.timestamp,
+            self.body.clone(),
+        )
     }
 }
 
 /// The content identity of a message: xxh3-128 over a versioned, length-prefixed encoding
 /// of direction, number, canonical timestamp and body.
-pub fn identity(incoming: bool, number: &str, timestamp: Option<&SmsTimestamp>, body: &SmsBody) -> String {
+pub fn identity(
+    incoming: bool,
+    number: &str,
+    timestamp: Option<&SmsTimestamp>,
+    body: &SmsBody,
+) -> String {
     let mut buf = Vec::with_capacity(64);
     let mut field = |tag: u8, bytes: &[u8]| {
         buf.push(tag);
@@ -311,7 +369,13 @@ pub fn identity(incoming: bool, number: &str, timestamp: Option<&SmsTimestamp>, 
     field(b'v', b"sms-identity-1");
     field(b'd', if incoming { b"in" } else { b"out" });
     field(b'n', number.trim().as_bytes());
-    field(b't', timestamp.map(SmsTimestamp::canonical).unwrap_or_default().as_bytes());
+    field(
+        b't',
+        timestamp
+            .map(SmsTimestamp::canonical)
+            .unwrap_or_default()
+            .as_bytes(),
+    );
     match body {
         SmsBody::Text(t) => field(b'x', t.as_bytes()),
         SmsBody::Data(d) => field(b'b', d),
@@ -332,11 +396,22 @@ mod tests {
         let t = ts("2024-01-01T08:00:00+02");
         assert_eq!(
             t,
-            SmsTimestamp { year: 2024, month: 1, day: 1, hour: 8, minute: 0, second: 0, offset_minutes: 120 }
+            SmsTimestamp {
+                year: 2024,
+                month: 1,
+                day: 1,
+                hour: 8,
+                minute: 0,
+                second: 0,
+                offset_minutes: 120
+            }
         );
         assert_eq!(t.canonical(), "2024-01-01T08:00:00+02:00");
         assert_eq!(ts("2024-01-01T13:05:05Z").offset_minutes, 0);
-        assert_eq!(ts("2024-01-01T13:05:05Z").canonical(), "2024-01-01T13:05:05Z");
+        assert_eq!(
+            ts("2024-01-01T13:05:05Z").canonical(),
+            "2024-01-01T13:05:05Z"
+        );
         assert_eq!(ts("2024-01-01T15:07:07+05:30").offset_minutes, 330);
         assert_eq!(ts("2024-01-01T16:08:08-03:30").offset_minutes, -210);
         assert_eq!(ts("2024-01-01T10:02:02-05").offset_minutes, -300);
@@ -347,7 +422,10 @@ mod tests {
     #[test]
     fn parses_other_writers_forms() {
         assert_eq!(ts("20240601T083000Z"), ts("2024-06-01T08:30:00Z"));
-        assert_eq!(ts("2024-06-01 08:30:00+0200"), ts("2024-06-01T08:30:00+02:00"));
+        assert_eq!(
+            ts("2024-06-01 08:30:00+0200"),
+            ts("2024-06-01T08:30:00+02:00")
+        );
         assert_eq!(ts("2024-06-01T08:30:00.123Z"), ts("2024-06-01T08:30:00Z"));
         assert_eq!(ts(" 2024-06-01T08:30:00-00:00 ").offset_minutes, 0);
         assert_eq!(ts("2024-02-29T00:00:00Z").day, 29);
@@ -404,27 +482,88 @@ mod tests {
     fn unix_seconds_orders_by_instant() {
         assert_eq!(ts("1970-01-01T00:00:00Z").unix_seconds(), 0);
         assert_eq!(ts("2024-01-01T08:00:00+02").unix_seconds(), 1_704_088_800);
-        assert_eq!(ts("2024-01-01T06:00:00Z").unix_seconds(), ts("2024-01-01T08:00:00+02").unix_seconds());
+        assert_eq!(
+            ts("2024-01-01T06:00:00Z").unix_seconds(),
+            ts("2024-01-01T08:00:00+02").unix_seconds()
+        );
     }
 
     #[test]
     fn identity_is_stable_and_discriminating() {
         let t = Some(ts("2024-01-01T08:00:00+02"));
-        let a = Sms::new(SmsFolder::Inbox, true, "+15551230001", t, SmsBody::Text("Hello".into()));
+        let a = Sms::new(
+            SmsFolder::Inbox,
+            true,
+            "+15551230001",
+            t,
+            SmsBody::Text("Hello".into()),
+        );
         // fixed value: the identity is stored in backups and must never change
         assert_eq!(a.identity(), "f1920e9e797d6a0467874becdfd94c0e");
         // read state does not matter
-        assert_eq!(a.identity(), a.with_state(SmsFolder::Inbox, false).identity());
+        assert_eq!(
+            a.identity(),
+            a.with_state(SmsFolder::Inbox, false).identity()
+        );
         // draft → sent keeps the identity, direction does not
-        let d = Sms::new(SmsFolder::Draft, true, "+15551230001", None, SmsBody::Text("Hello".into()));
+        let d = Sms::new(
+            SmsFolder::Draft,
+            true,
+            "+15551230001",
+            None,
+            SmsBody::Text("Hello".into()),
+        );
         assert_eq!(d.identity(), d.with_state(SmsFolder::Sent, true).identity());
-        assert_ne!(d.identity(), d.with_state(SmsFolder::Inbox, true).identity());
+        assert_ne!(
+            d.identity(),
+            d.with_state(SmsFolder::Inbox, true).identity()
+        );
         // every content field matters
-        let other_time = Sms::new(SmsFolder::Inbox, true, "+15551230001", Some(ts("2024-01-01T06:00:00Z")), SmsBody::Text("Hello".into()));
-        assert_ne!(a.identity(), other_time.identity(), "same instant, other offset");
-        assert_ne!(a.identity(), Sms::new(SmsFolder::Inbox, true, "+15551230002", t, SmsBody::Text("Hello".into())).identity());
-        assert_ne!(a.identity(), Sms::new(SmsFolder::Inbox, true, "+15551230001", t, SmsBody::Text("Hello!".into())).identity());
-        assert_ne!(a.identity(), Sms::new(SmsFolder::Inbox, true, "+15551230001", t, SmsBody::Data(b"Hello".to_vec())).identity());
+        let other_time = Sms::new(
+            SmsFolder::Inbox,
+            true,
+            "+15551230001",
+            Some(ts("2024-01-01T06:00:00Z")),
+            SmsBody::Text("Hello".into()),
+        );
+        assert_ne!(
+            a.identity(),
+            other_time.identity(),
+            "same instant, other offset"
+        );
+        assert_ne!(
+            a.identity(),
+            Sms::new(
+                SmsFolder::Inbox,
+                true,
+                "+15551230002",
+                t,
+                SmsBody::Text("Hello".into())
+            )
+            .identity()
+        );
+        assert_ne!(
+            a.identity(),
+            Sms::new(
+                SmsFolder::Inbox,
+                true,
+                "+15551230001",
+                t,
+                SmsBody::Text("Hello!".into())
+            )
+            .identity()
+        );
+        assert_ne!(
+            a.identity(),
+            Sms::new(
+                SmsFolder::Inbox,
+                true,
+                "+15551230001",
+                t,
+                SmsBody::Data(b"Hello".to_vec())
+            )
+            .identity()
+        );
         // fields cannot bleed into each other
         assert_ne!(
             identity(true, "ab", None, &SmsBody::Text("c".into())),

@@ -50,7 +50,9 @@ fn malformed(why: impl Into<String>) -> ItemError {
 /// Whether `line` would be read as a body header.
 fn is_header_line(line: &str) -> bool {
     match line.split_once(':') {
-        Some((name, _)) => BODY_HEADERS.iter().any(|h| name.trim().eq_ignore_ascii_case(h)),
+        Some((name, _)) => BODY_HEADERS
+            .iter()
+            .any(|h| name.trim().eq_ignore_ascii_case(h)),
         None => false,
     }
 }
@@ -61,13 +63,18 @@ fn starts_with_ci(s: &str, prefix: &str) -> bool {
 
 /// Whether `text` can be written as plain body lines and read back unchanged.
 fn plain_text_ok(text: &str) -> bool {
-    if text.chars().any(|c| (c.is_control() && c != '\n' && c != '\t') || c == '\u{FFFE}' || c == '\u{FFFF}') {
+    if text
+        .chars()
+        .any(|c| (c.is_control() && c != '\n' && c != '\t') || c == '\u{FFFE}' || c == '\u{FFFF}')
+    {
         return false;
     }
     if text.split('\n').next().is_some_and(is_header_line) {
         return false;
     }
-    !text.split('\n').any(|l| starts_with_ci(l.trim_start(), "BEGIN:") || starts_with_ci(l.trim_start(), "END:"))
+    !text
+        .split('\n')
+        .any(|l| starts_with_ci(l.trim_start(), "BEGIN:") || starts_with_ci(l.trim_start(), "END:"))
 }
 
 fn push_base64(out: &mut String, bytes: &[u8]) {
@@ -83,14 +90,20 @@ fn push_base64(out: &mut String, bytes: &[u8]) {
 
 /// A value for a single property line: control characters (CR, LF, …) become spaces.
 fn one_line(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// Writes `sms` as vMessage 1.1.
 pub fn write(sms: &Sms) -> Vec<u8> {
     let mut out = String::with_capacity(256);
     out.push_str("BEGIN:VMSG\r\nVERSION:1.1\r\n");
-    out.push_str(if sms.read() { "X-IRMC-STATUS:READ\r\n" } else { "X-IRMC-STATUS:UNREAD\r\n" });
+    out.push_str(if sms.read() {
+        "X-IRMC-STATUS:READ\r\n"
+    } else {
+        "X-IRMC-STATUS:UNREAD\r\n"
+    });
     out.push_str("X-IRMC-BOX:");
     out.push_str(sms.folder().irmc_box());
     out.push_str("\r\nBEGIN:VCARD\r\nVERSION:2.1\r\n");
@@ -119,7 +132,9 @@ pub fn write(sms: &Sms) -> Vec<u8> {
             push_base64(&mut out, t.as_bytes());
         }
         SmsBody::Data(d) => {
-            out.push_str("Content-Type:application/octet-stream\r\nContent-Transfer-Encoding:base64\r\n");
+            out.push_str(
+                "Content-Type:application/octet-stream\r\nContent-Transfer-Encoding:base64\r\n",
+            );
             push_base64(&mut out, d);
         }
     }
@@ -137,11 +152,18 @@ fn split_line(line: &str) -> Option<Line<'_>> {
     let (left, value) = line.split_once(':')?;
     let name = left.split(';').next().unwrap_or(left);
     // a group prefix (item1.TEL) is ignored
-    let name = name.rsplit('.').next().unwrap_or(name).trim().to_ascii_uppercase();
+    let name = name
+        .rsplit('.')
+        .next()
+        .unwrap_or(name)
+        .trim()
+        .to_ascii_uppercase();
     Some(Line { name, value })
 }
 
-const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+const MONTHS: [&str; 12] = [
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+];
 
 /// `[Day,] DD Mon YYYY HH:MM[:SS] (±HHMM|GMT|UT|Z)` (RFC 2822) → the ISO form.
 fn rfc2822_to_iso(s: &str) -> Option<String> {
@@ -175,7 +197,9 @@ fn rfc2822_to_iso(s: &str) -> Option<String> {
         z if z.len() == 5 && (z.starts_with('+') || z.starts_with('-')) => z.to_string(),
         _ => return None,
     };
-    Some(format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{sec:02}{zone}"))
+    Some(format!(
+        "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{sec:02}{zone}"
+    ))
 }
 
 fn parse_date(v: &str) -> Result<SmsTimestamp, ItemError> {
@@ -192,8 +216,12 @@ fn parse_date(v: &str) -> Result<SmsTimestamp, ItemError> {
 /// announced under another content type still be read as one.
 pub fn looks_like_vmessage(data: &[u8]) -> bool {
     let data = data.strip_prefix("\u{FEFF}".as_bytes()).unwrap_or(data);
-    let start = data.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(data.len());
-    data.get(start..start + 10).is_some_and(|s| s.eq_ignore_ascii_case(b"BEGIN:VMSG"))
+    let start = data
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(data.len());
+    data.get(start..start + 10)
+        .is_some_and(|s| s.eq_ignore_ascii_case(b"BEGIN:VMSG"))
 }
 
 /// Parses a vMessage.
@@ -228,7 +256,10 @@ pub fn parse(data: &[u8]) -> Result<Sms, ItemError> {
         }
         let Some(l) = split_line(line) else {
             if stack.is_empty() {
-                return Err(malformed(format!("not a property line: {}", line.chars().take(40).collect::<String>())));
+                return Err(malformed(format!(
+                    "not a property line: {}",
+                    line.chars().take(40).collect::<String>()
+                )));
             }
             continue;
         };
@@ -260,21 +291,30 @@ pub fn parse(data: &[u8]) -> Result<Sms, ItemError> {
                     return Err(malformed(format!("END:{what} without BEGIN")));
                 }
                 if stack.last() != Some(&what) {
-                    return Err(malformed(format!("END:{what} does not close BEGIN:{}", stack.last().map(String::as_str).unwrap_or(""))));
+                    return Err(malformed(format!(
+                        "END:{what} does not close BEGIN:{}",
+                        stack.last().map(String::as_str).unwrap_or("")
+                    )));
                 }
                 stack.pop();
             }
-            "X-IRMC-STATUS" if stack.is_empty() => match l.value.trim().to_ascii_uppercase().as_str() {
-                "READ" => read = true,
-                "UNREAD" => read = false,
-                other => return Err(malformed(format!("unknown X-IRMC-STATUS '{other}'"))),
-            },
+            "X-IRMC-STATUS" if stack.is_empty() => {
+                match l.value.trim().to_ascii_uppercase().as_str() {
+                    "READ" => read = true,
+                    "UNREAD" => read = false,
+                    other => return Err(malformed(format!("unknown X-IRMC-STATUS '{other}'"))),
+                }
+            }
             "X-IRMC-BOX" if stack.is_empty() => {
                 folder = SmsFolder::from_irmc_box(l.value)
                     .ok_or_else(|| malformed(format!("unknown X-IRMC-BOX '{}'", l.value.trim())))?;
             }
             "TEL" if stack.last().map(String::as_str) == Some("VCARD") => {
-                let slot = if stack.len() == 1 { &mut msg_level_tel } else { &mut env_tel };
+                let slot = if stack.len() == 1 {
+                    &mut msg_level_tel
+                } else {
+                    &mut env_tel
+                };
                 if slot.is_none() {
                     *slot = Some(l.value.trim().to_string());
                 }
@@ -286,8 +326,18 @@ pub fn parse(data: &[u8]) -> Result<Sms, ItemError> {
         return Err(malformed("no END:VMSG"));
     }
     let body = body.ok_or_else(|| malformed("no VBODY"))?;
-    let number = if folder.is_incoming() { msg_level_tel.or(env_tel) } else { env_tel.or(msg_level_tel) };
-    Ok(Sms::new(folder, read, number.as_deref().unwrap_or(""), timestamp, body))
+    let number = if folder.is_incoming() {
+        msg_level_tel.or(env_tel)
+    } else {
+        env_tel.or(msg_level_tel)
+    };
+    Ok(Sms::new(
+        folder,
+        read,
+        number.as_deref().unwrap_or(""),
+        timestamp,
+        body,
+    ))
 }
 
 /// Reads a VBODY after its BEGIN line, through END:VBODY.
@@ -302,7 +352,11 @@ fn read_body<'a>(
     for line in lines.by_ref() {
         if line.trim_end().eq_ignore_ascii_case("END:VBODY") {
             if base64 {
-                let joined: String = content.concat().chars().filter(|c| !c.is_whitespace()).collect();
+                let joined: String = content
+                    .concat()
+                    .chars()
+                    .filter(|c| !c.is_whitespace())
+                    .collect();
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(joined.as_bytes())
                     .map_err(|e| malformed(format!("bad base64 body: {e}")))?;
@@ -321,13 +375,22 @@ fn read_body<'a>(
             match name.trim().to_ascii_lowercase().as_str() {
                 "date" => *timestamp = Some(parse_date(value)?),
                 "content-type" => {
-                    let ct = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                    let ct = value
+                        .split(';')
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .to_ascii_lowercase();
                     binary = !ct.starts_with("text/");
                 }
                 _ => match value.trim().to_ascii_lowercase().as_str() {
                     "base64" => base64 = true,
                     "8bit" | "7bit" | "binary" => {}
-                    other => return Err(malformed(format!("unsupported Content-Transfer-Encoding '{other}'"))),
+                    other => {
+                        return Err(malformed(format!(
+                            "unsupported Content-Transfer-Encoding '{other}'"
+                        )))
+                    }
                 },
             }
             continue;
@@ -353,7 +416,13 @@ mod tests {
     }
 
     fn text(folder: SmsFolder, number: &str, t: Option<&str>, body: &str) -> Sms {
-        Sms::new(folder, true, number, t.and_then(ts), SmsBody::Text(body.into()))
+        Sms::new(
+            folder,
+            true,
+            number,
+            t.and_then(ts),
+            SmsBody::Text(body.into()),
+        )
     }
 
     /// One message of every kind, named after its golden file (hand-written, in
@@ -404,7 +473,11 @@ mod tests {
                 std::fs::write(&path, &out).unwrap();
             }
             let want = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(&want), "{name}");
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&want),
+                "{name}"
+            );
             assert_eq!(write(&sms), out, "{name}: not byte-stable");
             let back = parse(&want).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(back, sms, "{name}: round trip");
@@ -417,7 +490,15 @@ mod tests {
         // as recorded from the server's sms store (LF line ends)
         let data = "BEGIN:VMSG\nVERSION:1.1\nX-IRMC-STATUS:READ\nX-IRMC-BOX:INBOX\nBEGIN:VCARD\nVERSION:2.1\nTEL:+491701234501\nEND:VCARD\nBEGIN:VENV\nBEGIN:VBODY\nDate:2024-05-01T10:00:00Z\nHallo Jörg, SMS Nummer 1 äöü €\nEND:VBODY\nEND:VENV\nEND:VMSG\n";
         let sms = parse(data.as_bytes()).unwrap();
-        assert_eq!(sms, text(SmsFolder::Inbox, "+491701234501", Some("2024-05-01T10:00:00Z"), "Hallo Jörg, SMS Nummer 1 äöü €"));
+        assert_eq!(
+            sms,
+            text(
+                SmsFolder::Inbox,
+                "+491701234501",
+                Some("2024-05-01T10:00:00Z"),
+                "Hallo Jörg, SMS Nummer 1 äöü €"
+            )
+        );
     }
 
     #[test]
@@ -429,7 +510,10 @@ mod tests {
         assert_eq!(sms.folder(), SmsFolder::Sent);
         assert!(sms.read());
         assert_eq!(sms.number(), "+200");
-        assert_eq!(sms.timestamp().unwrap().canonical(), "2024-01-01T08:00:00+02:00");
+        assert_eq!(
+            sms.timestamp().unwrap().canonical(),
+            "2024-01-01T08:00:00+02:00"
+        );
         assert_eq!(sms.text(), Some("hi"));
     }
 
@@ -470,9 +554,21 @@ mod tests {
             let back = parse(&write(&sms)).unwrap_or_else(|e| panic!("{t:?}: {e}"));
             assert_eq!(back, sms, "{t:?}");
         }
-        let nl_number = Sms::new(SmsFolder::Inbox, true, "a\r\nb", None, SmsBody::Text("x".into()));
+        let nl_number = Sms::new(
+            SmsFolder::Inbox,
+            true,
+            "a\r\nb",
+            None,
+            SmsBody::Text("x".into()),
+        );
         assert_eq!(parse(&write(&nl_number)).unwrap(), nl_number);
-        let empty = Sms::new(SmsFolder::Inbox, true, "+1", None, SmsBody::Data(Vec::new()));
+        let empty = Sms::new(
+            SmsFolder::Inbox,
+            true,
+            "+1",
+            None,
+            SmsBody::Data(Vec::new()),
+        );
         assert_eq!(parse(&write(&empty)).unwrap(), empty);
     }
 

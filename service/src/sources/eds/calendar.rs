@@ -128,7 +128,7 @@ pub(crate) fn group_by_uid(
     for ics in objects {
         let parsed = ical::parse(ics.as_bytes())
             .map_err(|e| e.to_string())
-            .and_then(|p| {
+            .map(|p| {
                 let comps: Vec<Component> = p
                     .components
                     .into_iter()
@@ -144,7 +144,7 @@ pub(crate) fn group_by_uid(
                     .iter()
                     .find_map(|c| c.text("UID"))
                     .map(|u| u.trim().to_string());
-                Ok((uid, comps))
+                (uid, comps)
             });
         let (uid, result) = match parsed {
             Ok((Some(uid), comps)) => (uid, Ok(comps)),
