@@ -559,3 +559,47 @@ async fn calendar_reopens_after_the_factory_is_killed() {
         CalendarKind::Event
     );
 }
+
+/// Measures listing 2 000 events (one in ten a weekly series with a moved occurrence, a
+/// third in Europe/Berlin) and writing them back (restore).
+/// `cargo test -p imsync --lib eds::cal_tests::measure -- --ignored --nocapture`
+#[tokio::test]
+#[ignore = "slow: writes 2 000 events; run by hand to measure"]
+async fn measure_list_and_write_2000_events() {
+    let Some(bus) = TestBus::start() else { return };
+    let conn = bus.connect().await;
+    let eds = Eds::new(conn.clone()).await.unwrap();
+    let mut cal = open(&eds, EdsSourceKind::Calendar).await;
+    let series = golden("weekly-series.ics");
+    let plain = golden("alarm.ics");
+    let items: Vec<WriteOp> = (0..2000)
+        .map(|i| {
+            let mut it = if i % 10 == 0 {
+                series.clone()
+            } else {
+                plain.clone()
+            };
+            it.set_uid(&format!("m-{i:05}"));
+            WriteOp::Add(Item::Calendar(it))
+        })
+        .collect();
+    let t = Instant::now();
+    let results = cal.write(items).await.unwrap();
+    eprintln!("MEASURE write 2000 events (200 series): {:?}", t.elapsed());
+    ok(&results);
+    for _ in 0..3 {
+        let t = Instant::now();
+        let listed = cal.list().await.unwrap();
+        let took = t.elapsed();
+        let t2 = Instant::now();
+        let bytes: usize = listed
+            .iter()
+            .map(|i| i.item.as_ref().unwrap().to_wire(WireFormat::ICal20).len())
+            .sum();
+        eprintln!(
+            "MEASURE list {} items: {took:?}; to_wire iCalendar 2.0 {bytes} bytes: {:?}",
+            listed.len(),
+            t2.elapsed()
+        );
+    }
+}

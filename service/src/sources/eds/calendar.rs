@@ -627,6 +627,9 @@ impl Source for CalendarSource {
 
     /// `GetObjectList("#t")`: masters and detached instances as separate strings; grouped
     /// by UID into one item each, with the referenced `VTIMEZONE`s from `GetTimezone`.
+    /// Measured (debug build, private bus, `measure_list_and_write_2000_events`): 2 000
+    /// events (200 series with a moved occurrence) list in 0.30–0.45 s; writing them
+    /// (restore) takes 3.1 s.
     async fn list(&mut self) -> Result<Vec<SourceItem>, SourceError> {
         let objects = self
             .backend
