@@ -345,6 +345,35 @@ struct Installed {
 }
 
 fn installed(a: &Artifacts) -> Installed {
+    // CI (as root) installs the .deb for real, as a user would: `apt-get install ./imsync.deb`.
+    {
+        let mut done = MACHINE.lock().unwrap_or_else(|e| e.into_inner());
+        if in_ci() && unsafe { libc::geteuid() } == 0 && !*done && !deb_is_installed(a) {
+            eprintln!("packaging: installing {} (tools/ci-packaging install-deb)", a.deb.display());
+            let st = Command::new(repo_root().join("tools/ci-packaging"))
+                .arg("install-deb")
+                .env("IMSYNC_PKG_DIR", pkg_dir())
+                .status()
+                .expect("run tools/ci-packaging install-deb");
+            assert!(st.success(), "tools/ci-packaging install-deb failed: {st}");
+        }
+        *done = true;
+    }
+    if deb_is_installed(a) {
+        eprintln!("using the installed package");
+        return Installed { root: PathBuf::from("/"), real: true, _tmp: None };
+    }
+    let tmp = tempfile::Builder::new().prefix("imsync-deb-").tempdir().expect("tempdir");
+    extract_deb(&a.deb, tmp.path());
+    eprintln!("using the .deb extracted into {}", tmp.path().display());
+    Installed { root: tmp.path().to_path_buf(), real: false, _tmp: Some(tmp) }
+}
+
+/// Held while the machine's installed packages may change (and by checks that read them).
+static MACHINE: Mutex<bool> = Mutex::new(false);
+
+/// Whether this very .deb (same version and same imsyncd) is installed on the machine.
+fn deb_is_installed(a: &Artifacts) -> bool {
     let deb_version = run_ok(Command::new("dpkg-deb").arg("-f").arg(&a.deb).arg("Version")).trim().to_string();
     let sys_version = Command::new("dpkg-query")
         .args(["-W", "-f=${Version} ${db:Status-Status}", "imsync"])
@@ -359,15 +388,11 @@ fn installed(a: &Artifacts) -> Installed {
             fs::read(tmp.path().join("usr/libexec/imsyncd")).expect("imsyncd in the deb")
         };
         if fs::read("/usr/libexec/imsyncd").ok().as_deref() == Some(&pkg_bin[..]) {
-            eprintln!("using the installed package (imsync {deb_version})");
-            return Installed { root: PathBuf::from("/"), real: true, _tmp: None };
+            return true;
         }
-        eprintln!("the installed imsync {deb_version} is not this build: using an extracted copy");
+        eprintln!("the installed imsync {deb_version} is not this build");
     }
-    let tmp = tempfile::Builder::new().prefix("imsync-deb-").tempdir().expect("tempdir");
-    extract_deb(&a.deb, tmp.path());
-    eprintln!("using the .deb extracted into {}", tmp.path().display());
-    Installed { root: tmp.path().to_path_buf(), real: false, _tmp: Some(tmp) }
+    false
 }
 
 /// The daemon is D-Bus activated from the packaged service file (not started by the test)
@@ -542,6 +567,19 @@ impl Drop for KillOnDrop {
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
     }
+}
+
+/// `tools/ci-packaging check-unit`: systemd-analyze verify of the user unit and its offline
+/// security exposure, held at or below the threshold written in the script.
+#[test]
+fn unit_verify_and_exposure() {
+    require!(have("systemd-analyze"), "systemd-analyze missing (tools/ci-packaging deps)");
+    let _machine = MACHINE.lock().unwrap_or_else(|e| e.into_inner());
+    let out = run(Command::new(repo_root().join("tools/ci-packaging")).arg("check-unit").env("IMSYNC_PKG_DIR", pkg_dir()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "tools/ci-packaging check-unit failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    eprint!("{stdout}");
+    assert!(stdout.contains("exposure score of imsyncd.service: "), "{stdout}");
 }
 
 /// Subcommands listed in a clap help text's "Commands:" section (without `help`).
