@@ -44,6 +44,7 @@ pub fn account_to_dbus(a: &Account, has_password: bool) -> Dict {
     put("display_name", Value::from(a.display_name.as_str()));
     put("server_url", Value::from(a.server_url.as_str()));
     put("username", Value::from(a.username.as_str()));
+    put("server_cert_sha256", Value::from(a.server_cert_sha256.as_str()));
     put("has_password", Value::from(has_password));
     put("is_default", Value::from(a.is_default));
     for (class, cs) in &a.classes {

@@ -111,7 +111,9 @@ fn success(kind: &PlannedKind, status: u16) -> bool {
     match kind {
         // 211: item not deleted because the server no longer has it: the goal is met.
         PlannedKind::Delete => matches!(status, 200 | 211),
-        _ => matches!(status, 200 | 201 | 207 | 208 | 209),
+        // 418: already exists: the server has the item.
+        PlannedKind::Add => matches!(status, 200 | 201 | 207 | 208 | 209 | 418),
+        PlannedKind::Replace => matches!(status, 200 | 201 | 207 | 208 | 209),
     }
 }
 
@@ -186,7 +188,7 @@ impl Engine {
             stores,
         };
 
-        match self.run_session(cfg, self.encoding_for(&name)?, &mut runs, &name, ctx).await {
+        match self.run_session(cfg, self.encoding_for(&name)?, account, &mut runs, &name, ctx).await {
             Ok(sr) => {
                 report.messages_sent += sr.messages_sent;
                 report.bytes_sent += sr.bytes_sent;
@@ -310,10 +312,13 @@ impl Engine {
         &self,
         cfg: SessionConfig,
         encoding: syncml::session::Encoding,
+        account_obj: &Account,
         runs: &mut [ClassRun],
         account: &str,
         ctx: &JobContext,
     ) -> Result<syncml::session::SessionReport, EngineError> {
+        let transport = self.transport_for(account_obj);
+        let deadline = tokio::time::Instant::now() + self.options.session_deadline;
         let mut session = ClientSession::with_encoding(cfg, encoding);
         loop {
             if ctx.is_cancelled() {
@@ -321,7 +326,7 @@ impl Engine {
             }
             match session.poll() {
                 Event::Send { url, body, content_type } => {
-                    let resp = self.post(url, content_type, body).await?;
+                    let resp = self.post(&transport, deadline, url, content_type, body).await?;
                     session.receive(resp.status, resp.content_type.as_deref(), &resp.body);
                     for run in runs.iter().filter(|r| r.agreed.is_some()) {
                         let (done, total) = session.progress(&local_uri(run.class));
@@ -385,8 +390,11 @@ impl Engine {
             return Ok(());
         };
         if let Some(why) = &sr.error {
-            run.report.fail(ErrorKind::ServerError, format!("database '{}': {why}", run.settings.remote_uri));
-            return Ok(());
+            // With 420 the server took what fitted: record that, then report the class failed.
+            if !sr.server_full {
+                run.report.fail(ErrorKind::ServerError, format!("database '{}': {why}", run.settings.remote_uri));
+                return Ok(());
+            }
         }
         if sr.alert_status >= 300 && sr.alert_status != 508 {
             run.report.fail(
@@ -432,14 +440,15 @@ impl Engine {
             } else {
                 run.report.failed += 1;
                 run.report.errors.push(format!(
-                    "item {} ({}) was refused by the server with status {}",
+                    "item {} ({}) was refused by the server with status {} ({})",
                     p.local_id,
                     match kind {
                         PlannedKind::Add => "add",
                         PlannedKind::Replace => "replace",
                         PlannedKind::Delete => "delete",
                     },
-                    r.status
+                    r.status,
+                    r.error.clone().unwrap_or_else(|| syncml::session::status_description(r.status).to_string())
                 ));
             }
         }
@@ -468,6 +477,12 @@ impl Engine {
         };
         self.with_store(|s| s.commit_session(account_name, run.class, &commit))?;
         run.report.server_other_items = run.server_other_items;
+        if sr.server_full {
+            run.report.fail(
+                ErrorKind::ServerFull,
+                format!("the server's database '{}' is full; what it took is recorded", run.settings.remote_uri),
+            );
+        }
         run.report.settle();
         let sent = run.sent.len() as u32;
         ctx.observer.progress(run.class, sent, sent);

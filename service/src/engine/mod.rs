@@ -31,6 +31,8 @@ pub enum EngineError {
     #[error("{0}")]
     Network(String),
     #[error("{0}")]
+    Transport(#[from] crate::transport::TransportError),
+    #[error("{0}")]
     Session(syncml::session::SessionError),
     #[error("{0}")]
     Source(String),
@@ -51,6 +53,17 @@ impl EngineError {
         match self {
             EngineError::NotConfigured(_) | EngineError::NoSuchAccount(_) => ErrorKind::NotConfigured,
             EngineError::Network(_) => ErrorKind::Network,
+            EngineError::Transport(t) => {
+                use crate::transport::TransportError as T;
+                match t {
+                    T::CertExpired => ErrorKind::CertificateExpired,
+                    T::CertWrongHost { .. } => ErrorKind::CertificateWrongHost,
+                    T::CertUnknownCa => ErrorKind::CertificateUnknownCa,
+                    T::CertPinMismatch { .. } => ErrorKind::CertificatePinMismatch,
+                    T::Tls(_) => ErrorKind::Certificate,
+                    _ => ErrorKind::Network,
+                }
+            }
             EngineError::Session(e) => session_error_kind(e),
             EngineError::Source(_) => ErrorKind::SourceUnavailable,
             EngineError::Profile(_) | EngineError::Internal(_) => ErrorKind::Internal,
@@ -177,11 +190,18 @@ pub struct EngineOptions {
     /// The largest SyncML message we accept (announced to the server).
     pub max_msg_size: u32,
     pub max_obj_size: u32,
+    /// A session still running after this long fails (no new message is sent).
+    pub session_deadline: std::time::Duration,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { limits: Limits::default(), max_msg_size: 512 * 1024, max_obj_size: 4 * 1024 * 1024 }
+        EngineOptions {
+            limits: Limits::default(),
+            max_msg_size: 512 * 1024,
+            max_obj_size: 4 * 1024 * 1024,
+            session_deadline: std::time::Duration::from_secs(3600),
+        }
     }
 }
 
@@ -280,13 +300,41 @@ impl Engine {
         Ok(())
     }
 
-    /// One message exchange, on the blocking pool.
-    async fn post(&self, url: String, content_type: &'static str, body: Vec<u8>) -> Result<crate::transport::Response, EngineError> {
-        let transport = Arc::clone(&self.transport);
-        tokio::task::spawn_blocking(move || transport.post(&url, content_type, &body))
+    /// The transport for one session with `account`'s server (its certificate pin, if any).
+    fn transport_for(&self, account: &crate::profile::Account) -> Arc<HttpTransport> {
+        let pin = (account.server_cert_sha256.len() == 64)
+            .then(|| {
+                let bytes: Vec<u8> = (0..32)
+                    .filter_map(|i| u8::from_str_radix(&account.server_cert_sha256[2 * i..2 * i + 2], 16).ok())
+                    .collect();
+                <[u8; 32]>::try_from(bytes).ok()
+            })
+            .flatten();
+        match pin {
+            None => Arc::clone(&self.transport),
+            Some(p) => Arc::new(HttpTransport::new(Limits { pinned_sha256: Some(p), ..self.options.limits.clone() })),
+        }
+    }
+
+    /// One message exchange, on the blocking pool. The whole session must end by `deadline`.
+    async fn post(
+        &self,
+        transport: &Arc<HttpTransport>,
+        deadline: tokio::time::Instant,
+        url: String,
+        content_type: &'static str,
+        body: Vec<u8>,
+    ) -> Result<crate::transport::Response, EngineError> {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(EngineError::Network(format!(
+                "the session took longer than {} s; given up",
+                self.options.session_deadline.as_secs()
+            )));
+        }
+        let transport = Arc::clone(transport);
+        Ok(tokio::task::spawn_blocking(move || transport.post(&url, content_type, &body))
             .await
-            .map_err(|e| EngineError::Internal(format!("HTTP task: {e}")))?
-            .map_err(|e| EngineError::Network(e.to_string()))
+            .map_err(|e| EngineError::Internal(format!("HTTP task: {e}")))??)
     }
 
     /// Jobs still known (running, or finished and kept for late readers).

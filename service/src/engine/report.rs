@@ -14,6 +14,18 @@ pub enum ErrorKind {
     AuthenticationFailed,
     /// The server could not be reached, or the connection broke.
     Network,
+    /// The server's certificate has expired.
+    CertificateExpired,
+    /// The server's certificate is for another host name.
+    CertificateWrongHost,
+    /// The server's certificate is not signed by a trusted authority.
+    CertificateUnknownCa,
+    /// The server's certificate does not match the pinned fingerprint.
+    CertificatePinMismatch,
+    /// Another TLS failure.
+    Certificate,
+    /// The server's database is full (status 420).
+    ServerFull,
     /// The server answered with an error or with something that is not SyncML.
     ServerError,
     /// The phone's store (EDS, ModemManager) could not be read.
@@ -39,6 +51,12 @@ impl ErrorKind {
             ErrorKind::AuthenticationFailed => "org.imsync.Error.AuthenticationFailed",
             ErrorKind::Network => "org.imsync.Error.Network",
             ErrorKind::ServerError => "org.imsync.Error.ServerError",
+            ErrorKind::CertificateExpired => "org.imsync.Error.CertificateExpired",
+            ErrorKind::CertificateWrongHost => "org.imsync.Error.CertificateWrongHost",
+            ErrorKind::CertificateUnknownCa => "org.imsync.Error.CertificateUnknownCa",
+            ErrorKind::CertificatePinMismatch => "org.imsync.Error.CertificatePinMismatch",
+            ErrorKind::Certificate => "org.imsync.Error.Certificate",
+            ErrorKind::ServerFull => "org.imsync.Error.ServerFull",
             ErrorKind::SourceUnavailable => "org.imsync.Error.SourceUnavailable",
             ErrorKind::ServerHasOtherData => "org.imsync.Error.ServerHasOtherData",
             ErrorKind::ItemsFailed => "org.imsync.Error.ItemsFailed",

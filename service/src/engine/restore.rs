@@ -197,13 +197,15 @@ impl Engine {
             stores,
         };
 
+        let transport = self.transport_for(account);
+        let deadline = tokio::time::Instant::now() + self.options.session_deadline;
         let mut session = ClientSession::with_encoding(cfg, self.encoding_for(&name)?);
         let outcome = loop {
             if ctx.is_cancelled() {
                 break Err(EngineError::Cancelled);
             }
             match session.poll() {
-                Event::Send { url, body, content_type } => match self.post(url, content_type, body).await {
+                Event::Send { url, body, content_type } => match self.post(&transport, deadline, url, content_type, body).await {
                     Ok(resp) => session.receive(resp.status, resp.content_type.as_deref(), &resp.body),
                     Err(e) => break Err(e),
                 },

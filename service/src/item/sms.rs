@@ -92,7 +92,7 @@ fn days_in_month(year: u16, month: u8) -> u8 {
     match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => 29,
         2 => 28,
         _ => 0,
     }
@@ -177,7 +177,7 @@ impl SmsTimestamp {
                 let (h, rest) =
                     digits(rest, 2).ok_or_else(|| err("expected two-digit offset hours"))?;
                 let (m, rest) = match rest {
-                    [] => (0, &rest[..]),
+                    [] => (0, rest),
                     [b':', r @ ..] => {
                         digits(r, 2).ok_or_else(|| err("expected two-digit offset minutes"))?
                     }

@@ -85,4 +85,8 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE accounts ADD COLUMN server_encoding TEXT;
     "#,
+    // 3: a pinned server certificate (SHA-256, hex).
+    r#"
+    ALTER TABLE accounts ADD COLUMN server_cert_sha256 TEXT NOT NULL DEFAULT '';
+    "#,
 ];

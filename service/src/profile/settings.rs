@@ -49,6 +49,9 @@ pub struct Account {
     pub display_name: String,
     pub server_url: String,
     pub username: String,
+    /// SHA-256 of the server's certificate (lower-case hex), pinned instead of trusting a CA:
+    /// for a self-hosted server on the user's PC.
+    pub server_cert_sha256: String,
     pub is_default: bool,
     pub classes: BTreeMap<DataClass, ClassSettings>,
 }
@@ -66,6 +69,7 @@ impl Account {
             display_name: String::new(),
             server_url: String::new(),
             username: String::new(),
+            server_cert_sha256: String::new(),
             is_default: false,
             classes: DataClass::ALL.into_iter().map(|c| (c, ClassSettings::default_for(c))).collect(),
         }
@@ -85,6 +89,9 @@ impl Account {
         }
         if let Some(v) = &u.username {
             self.username = v.clone();
+        }
+        if let Some(v) = &u.server_cert_sha256 {
+            self.server_cert_sha256 = v.clone();
         }
         for (class, cu) in &u.classes {
             let mut cs = self.class(*class);
@@ -123,6 +130,7 @@ pub struct AccountUpdate {
     pub server_url: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
+    pub server_cert_sha256: Option<String>,
     pub classes: BTreeMap<DataClass, ClassUpdate>,
 }
 
@@ -140,6 +148,7 @@ impl AccountUpdate {
                 "server_url" => u.server_url = Some(server_url(key, value)?),
                 "username" => u.username = Some(string(key, value)?),
                 "password" => u.password = Some(string(key, value)?),
+                "server_cert_sha256" => u.server_cert_sha256 = Some(sha256_hex(key, value)?),
                 _ => {
                     let Some((class, field)) = key.split_once('.') else {
                         return Err(invalid(key, "unknown key"));
@@ -224,6 +233,19 @@ fn remote_uri(key: &str, v: &SettingValue) -> Result<String, ProfileError> {
     Ok(s)
 }
 
+/// A SHA-256 fingerprint: 64 hex digits, colons and spaces allowed; empty clears the pin.
+fn sha256_hex(key: &str, v: &SettingValue) -> Result<String, ProfileError> {
+    let s = string(key, v)?;
+    let hex: String = s.chars().filter(|c| *c != ':' && !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
+    if hex.is_empty() {
+        return Ok(hex);
+    }
+    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(invalid(key, "expected the certificate's SHA-256 as 64 hex digits (colons allowed)"));
+    }
+    Ok(hex)
+}
+
 /// An http or https URL with a host. An empty string clears the server.
 fn server_url(key: &str, v: &SettingValue) -> Result<String, ProfileError> {
     let s = string(key, v)?;
@@ -288,6 +310,7 @@ mod tests {
             (vec![("protocol", s("xmpp"))], "im_id"),
             (vec![("protocol", s("x m p p")), ("im_id", s("a"))], "protocol"),
             (vec![("im_id", s(""))], "im_id"),
+            (vec![("server_cert_sha256", s("abc"))], "server_cert_sha256"),
             (vec![("display_name", s(&"x".repeat(5000)))], "display_name"),
         ];
         for (input, key) in cases {
@@ -296,6 +319,13 @@ mod tests {
                 other => panic!("{input:?}: expected InvalidArgs({key}), got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn pin_is_normalised() {
+        let fp = "AB:".repeat(31) + "AB";
+        let u = AccountUpdate::parse(&map(&[("server_cert_sha256", s(&fp))])).unwrap();
+        assert_eq!(u.server_cert_sha256.unwrap(), "ab".repeat(32));
     }
 
     #[test]

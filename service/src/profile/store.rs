@@ -154,7 +154,7 @@ impl Store {
 
     pub fn accounts(&self) -> Result<Vec<Account>, ProfileError> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, protocol, im_id, display_name, server_url, username, is_default FROM accounts ORDER BY id",
+            "SELECT id, protocol, im_id, display_name, server_url, username, is_default, server_cert_sha256 FROM accounts ORDER BY id",
         )?;
         let rows = stmt
             .query_map([], |r| {
@@ -163,6 +163,7 @@ impl Store {
                 a.server_url = r.get(4)?;
                 a.username = r.get(5)?;
                 a.is_default = r.get(6)?;
+                a.server_cert_sha256 = r.get(7)?;
                 Ok((r.get::<_, i64>(0)?, a))
             })?
             .collect::<Result<Vec<_>, _>>()?;
@@ -206,11 +207,23 @@ impl Store {
         let t = now();
         let count: i64 = tx.query_row("SELECT count(*) FROM accounts", [], |r| r.get(0))?;
         tx.execute(
-            "INSERT INTO accounts (name, protocol, im_id, display_name, server_url, username, is_default, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+            "INSERT INTO accounts (name, protocol, im_id, display_name, server_url, username, is_default, created_at, updated_at,
+                 server_cert_sha256)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)
              ON CONFLICT(name) DO UPDATE SET display_name = excluded.display_name, server_url = excluded.server_url,
-                 username = excluded.username, updated_at = excluded.updated_at",
-            params![a.name(), a.protocol, a.im_id, a.display_name, a.server_url, a.username, a.is_default || count == 0, t],
+                 username = excluded.username, updated_at = excluded.updated_at,
+                 server_cert_sha256 = excluded.server_cert_sha256",
+            params![
+                a.name(),
+                a.protocol,
+                a.im_id,
+                a.display_name,
+                a.server_url,
+                a.username,
+                a.is_default || count == 0,
+                t,
+                a.server_cert_sha256
+            ],
         )?;
         let id: i64 = tx.query_row("SELECT id FROM accounts WHERE name = ?1", [a.name()], |r| r.get(0))?;
         for (class, cs) in &a.classes {

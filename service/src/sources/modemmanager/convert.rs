@@ -48,12 +48,17 @@ pub enum Kind {
     Ignored(&'static str),
 }
 
-fn take<T: TryFrom<OwnedValue>>(props: &HashMap<String, OwnedValue>, name: &str) -> Result<Option<T>, String> {
+fn take<T: TryFrom<OwnedValue>>(
+    props: &HashMap<String, OwnedValue>,
+    name: &str,
+) -> Result<Option<T>, String> {
     match props.get(name) {
         None => Ok(None),
         Some(v) => {
             let v = v.try_clone().map_err(|e| format!("property {name}: {e}"))?;
-            T::try_from(v).map(Some).map_err(|_| format!("property {name} has an unexpected type"))
+            T::try_from(v)
+                .map(Some)
+                .map_err(|_| format!("property {name} has an unexpected type"))
         }
     }
 }
@@ -119,7 +124,10 @@ mod tests {
     use super::*;
 
     fn props(pairs: Vec<(&str, Value<'static>)>) -> HashMap<String, OwnedValue> {
-        pairs.into_iter().map(|(k, v)| (k.to_string(), OwnedValue::try_from(v).unwrap())).collect()
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), OwnedValue::try_from(v).unwrap()))
+            .collect()
     }
 
     #[test]
@@ -136,27 +144,87 @@ mod tests {
             ("Class", Value::I32(-1)),
         ]);
         let m = MmSms::from_properties(&received).unwrap();
-        let Kind::Message(Ok(sms)) = m.classify() else { panic!("{:?}", m.classify()) };
+        let Kind::Message(Ok(sms)) = m.classify() else {
+            panic!("{:?}", m.classify())
+        };
         assert_eq!(sms.folder(), SmsFolder::Inbox);
-        assert_eq!(sms.timestamp().unwrap().canonical(), "2024-01-01T09:01:01+08:00");
+        assert_eq!(
+            sms.timestamp().unwrap().canonical(),
+            "2024-01-01T09:01:01+08:00"
+        );
         assert_eq!(sms.text(), Some("你好"));
 
-        let binary = MmSms { state: 3, pdu_type: 1, number: "+1".into(), data: vec![0, 0xff], timestamp: "2024-01-01T16:08:08-03:30".into(), ..Default::default() };
-        let Kind::Message(Ok(sms)) = binary.classify() else { panic!() };
+        let binary = MmSms {
+            state: 3,
+            pdu_type: 1,
+            number: "+1".into(),
+            data: vec![0, 0xff],
+            timestamp: "2024-01-01T16:08:08-03:30".into(),
+            ..Default::default()
+        };
+        let Kind::Message(Ok(sms)) = binary.classify() else {
+            panic!()
+        };
         assert_eq!(sms.body(), &SmsBody::Data(vec![0, 0xff]));
 
-        let sent = MmSms { state: 5, pdu_type: 2, number: "+1".into(), text: "x".into(), ..Default::default() };
-        let Kind::Message(Ok(sms)) = sent.classify() else { panic!() };
+        let sent = MmSms {
+            state: 5,
+            pdu_type: 2,
+            number: "+1".into(),
+            text: "x".into(),
+            ..Default::default()
+        };
+        let Kind::Message(Ok(sms)) = sent.classify() else {
+            panic!()
+        };
         assert_eq!((sms.folder(), sms.timestamp()), (SmsFolder::Sent, None));
-        let draft = MmSms { state: 1, ..sent.clone() };
-        let Kind::Message(Ok(d)) = draft.classify() else { panic!() };
+        let draft = MmSms {
+            state: 1,
+            ..sent.clone()
+        };
+        let Kind::Message(Ok(d)) = draft.classify() else {
+            panic!()
+        };
         assert_eq!(d.folder(), SmsFolder::Draft);
-        assert_eq!(d.identity(), sms.identity(), "a draft that gets sent stays the same message");
+        assert_eq!(
+            d.identity(),
+            sms.identity(),
+            "a draft that gets sent stays the same message"
+        );
 
-        assert_eq!(MmSms { state: 2, pdu_type: 1, ..Default::default() }.classify(), Kind::Incomplete);
-        assert!(matches!(MmSms { state: 0, pdu_type: 2, ..Default::default() }.classify(), Kind::Ignored(_)));
-        assert!(matches!(MmSms { state: 3, pdu_type: 3, ..Default::default() }.classify(), Kind::Ignored(_)));
-        let bad_time = MmSms { state: 3, pdu_type: 1, timestamp: "yesterday".into(), ..Default::default() };
+        assert_eq!(
+            MmSms {
+                state: 2,
+                pdu_type: 1,
+                ..Default::default()
+            }
+            .classify(),
+            Kind::Incomplete
+        );
+        assert!(matches!(
+            MmSms {
+                state: 0,
+                pdu_type: 2,
+                ..Default::default()
+            }
+            .classify(),
+            Kind::Ignored(_)
+        ));
+        assert!(matches!(
+            MmSms {
+                state: 3,
+                pdu_type: 3,
+                ..Default::default()
+            }
+            .classify(),
+            Kind::Ignored(_)
+        ));
+        let bad_time = MmSms {
+            state: 3,
+            pdu_type: 1,
+            timestamp: "yesterday".into(),
+            ..Default::default()
+        };
         assert!(matches!(bad_time.classify(), Kind::Message(Err(_))));
         let wrong_type = props(vec![("State", Value::from("three"))]);
         assert!(MmSms::from_properties(&wrong_type).is_err());

@@ -53,7 +53,13 @@ impl Entry {
             Some(t) => Some(SmsTimestamp::parse(t).ok().flatten()?),
             None => None,
         };
-        Some(Sms::new(folder, self.read, draft.number(), timestamp, draft.body().clone()))
+        Some(Sms::new(
+            folder,
+            self.read,
+            draft.number(),
+            timestamp,
+            draft.body().clone(),
+        ))
     }
 }
 
@@ -152,18 +158,26 @@ impl Ledger {
             keep
         });
         if self.entries.len() != before {
-            tracing::info!(dropped = before - self.entries.len(), "SMS restore ledger: entries of deleted messages dropped");
+            tracing::info!(
+                dropped = before - self.entries.len(),
+                "SMS restore ledger: entries of deleted messages dropped"
+            );
             self.save()?;
         }
         Ok(())
     }
 
     fn save(&self) -> std::io::Result<()> {
-        let Some(path) = &self.path else { return Ok(()) };
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let file = File { version: 1, entries: self.entries.clone() };
+        let file = File {
+            version: 1,
+            entries: self.entries.clone(),
+        };
         let bytes = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
         let tmp = path.with_extension("json.tmp");
         std::fs::write(&tmp, bytes)?;
@@ -178,9 +192,21 @@ mod tests {
     #[test]
     fn maps_a_draft_back_to_the_original() {
         let ts = SmsTimestamp::parse("2024-01-01T08:00:00+02").unwrap();
-        let orig = Sms::new(SmsFolder::Inbox, false, "+1555", ts, SmsBody::Text("hi".into()));
+        let orig = Sms::new(
+            SmsFolder::Inbox,
+            false,
+            "+1555",
+            ts,
+            SmsBody::Text("hi".into()),
+        );
         assert!(needs_entry(&orig));
-        let draft = Sms::new(SmsFolder::Draft, true, "+1555", None, SmsBody::Text("hi".into()));
+        let draft = Sms::new(
+            SmsFolder::Draft,
+            true,
+            "+1555",
+            None,
+            SmsBody::Text("hi".into()),
+        );
         assert!(!needs_entry(&draft));
         let e = Entry::for_message("mm", &orig);
         assert_eq!(e.key, draft_key(draft.number(), draft.body()));
@@ -191,12 +217,22 @@ mod tests {
         let path = dir.path().join("sub/ledger.json");
         let mut l = Ledger::load(Some(path.clone()));
         l.add(e.clone()).unwrap();
-        l.add(Entry { source: "other".into(), ..e.clone() }).unwrap();
+        l.add(Entry {
+            source: "other".into(),
+            ..e.clone()
+        })
+        .unwrap();
         let l2 = Ledger::load(Some(path.clone()));
         assert_eq!(l2.entries().len(), 2);
         let mut l2 = l2;
         l2.retain_claimed("mm", &[]).unwrap();
-        assert_eq!(Ledger::load(Some(path.clone())).entries(), &[Entry { source: "other".into(), ..e }]);
+        assert_eq!(
+            Ledger::load(Some(path.clone())).entries(),
+            &[Entry {
+                source: "other".into(),
+                ..e
+            }]
+        );
         std::fs::write(&path, b"{not json").unwrap();
         assert!(Ledger::load(Some(path)).entries().is_empty());
     }

@@ -69,7 +69,9 @@ impl ModemInfo {
     }
 
     pub fn display_name(&self) -> String {
-        let model = format!("{} {}", self.manufacturer.trim(), self.model.trim()).trim().to_string();
+        let model = format!("{} {}", self.manufacturer.trim(), self.model.trim())
+            .trim()
+            .to_string();
         if model.is_empty() {
             "SMS on the modem".into()
         } else {
@@ -102,10 +104,14 @@ const ERR_PREFIX: &str = "org.freedesktop.ModemManager1.Error.";
 /// The D-Bus error name and message of `e`, if it is a method error.
 pub(crate) fn error_name(e: &zbus::Error) -> Option<(String, String)> {
     match e {
-        zbus::Error::MethodError(name, msg, _) => Some((name.to_string(), msg.clone().unwrap_or_default())),
+        zbus::Error::MethodError(name, msg, _) => {
+            Some((name.to_string(), msg.clone().unwrap_or_default()))
+        }
         zbus::Error::FDO(fdo) => Some((
             zbus::DBusError::name(&**fdo).to_string(),
-            zbus::DBusError::description(&**fdo).unwrap_or_default().to_string(),
+            zbus::DBusError::description(&**fdo)
+                .unwrap_or_default()
+                .to_string(),
         )),
         _ => None,
     }
@@ -140,26 +146,45 @@ pub(crate) const POLKIT_HINT: &str = "ModemManager refused to write messages: po
 /// Maps a failed call of `what` to a [`SourceError`].
 pub(crate) fn map_error(store: &str, what: &str, e: zbus::Error) -> SourceError {
     if is_unauthorized(&e) {
-        return SourceError::Store { store: store.to_string(), detail: format!("{what}: {POLKIT_HINT} ({e})") };
+        return SourceError::Store {
+            store: store.to_string(),
+            detail: format!("{what}: {POLKIT_HINT} ({e})"),
+        };
     }
     match error_name(&e) {
-        Some((n, msg)) if n == "org.freedesktop.DBus.Error.ServiceUnknown" || n == "org.freedesktop.DBus.Error.NameHasNoOwner" => {
-            SourceError::Unavailable { service: "ModemManager".into(), detail: format!("{what}: {msg}") }
+        Some((n, msg))
+            if n == "org.freedesktop.DBus.Error.ServiceUnknown"
+                || n == "org.freedesktop.DBus.Error.NameHasNoOwner" =>
+        {
+            SourceError::Unavailable {
+                service: "ModemManager".into(),
+                detail: format!("{what}: {msg}"),
+            }
         }
         Some((n, msg)) if n == format!("{ERR_PREFIX}Core.WrongState") => SourceError::Unavailable {
             service: "ModemManager".into(),
             detail: format!("{what}: the modem is not enabled ({msg})"),
         },
-        Some((n, msg)) if is_gone(&e) => {
-            SourceError::Unavailable { service: "ModemManager".into(), detail: format!("{what}: the modem went away ({n}: {msg})") }
-        }
-        Some((n, msg)) => SourceError::Store { store: store.to_string(), detail: format!("{what} failed: {msg} ({n})") },
+        Some((n, msg)) if is_gone(&e) => SourceError::Unavailable {
+            service: "ModemManager".into(),
+            detail: format!("{what}: the modem went away ({n}: {msg})"),
+        },
+        Some((n, msg)) => SourceError::Store {
+            store: store.to_string(),
+            detail: format!("{what} failed: {msg} ({n})"),
+        },
         None => SourceError::DBus(e),
     }
 }
 
-fn prop<T: TryFrom<OwnedValue>>(props: Option<&HashMap<String, OwnedValue>>, name: &str) -> Option<T> {
-    props?.get(name).and_then(|v| v.try_clone().ok()).and_then(|v| T::try_from(v).ok())
+fn prop<T: TryFrom<OwnedValue>>(
+    props: Option<&HashMap<String, OwnedValue>>,
+    name: &str,
+) -> Option<T> {
+    props?
+        .get(name)
+        .and_then(|v| v.try_clone().ok())
+        .and_then(|v| T::try_from(v).ok())
 }
 
 /// Where the restore ledger lives by default: `$XDG_DATA_HOME/imsync` (else
@@ -168,7 +193,9 @@ pub fn default_state_dir() -> Option<PathBuf> {
     if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
         return Some(PathBuf::from(d).join("imsync"));
     }
-    std::env::var_os("HOME").filter(|d| !d.is_empty()).map(|h| PathBuf::from(h).join(".local/share/imsync"))
+    std::env::var_os("HOME")
+        .filter(|d| !d.is_empty())
+        .map(|h| PathBuf::from(h).join(".local/share/imsync"))
 }
 
 /// ModemManager on one connection (the system bus on a phone).
@@ -185,10 +212,12 @@ impl ModemManager {
     /// ModemManager on the system bus (`DBUS_SYSTEM_BUS_ADDRESS` is honoured), restore ledger
     /// in [`default_state_dir`].
     pub async fn system() -> Result<ModemManager, SourceError> {
-        let conn = Connection::system().await.map_err(|e| SourceError::Unavailable {
-            service: "ModemManager".into(),
-            detail: format!("cannot connect to the system bus: {e}"),
-        })?;
+        let conn = Connection::system()
+            .await
+            .map_err(|e| SourceError::Unavailable {
+                service: "ModemManager".into(),
+                detail: format!("cannot connect to the system bus: {e}"),
+            })?;
         Ok(ModemManager::new(conn, default_state_dir()))
     }
 
@@ -209,14 +238,20 @@ impl ModemManager {
             .path(proxies::ROOT_PATH)?
             .build()
             .await?;
-        let objects = om.get_managed_objects().await.map_err(|e| map_error("ModemManager", "listing the modems", e.into()))?;
+        let objects = om
+            .get_managed_objects()
+            .await
+            .map_err(|e| map_error("ModemManager", "listing the modems", e.into()))?;
         let mut out = Vec::new();
         for (path, ifaces) in objects {
             let has = |name: &str| ifaces.keys().any(|k| k.as_str() == name);
             if !has(proxies::MESSAGING_IFACE) {
                 continue;
             }
-            let modem = ifaces.iter().find(|(k, _)| k.as_str() == proxies::MODEM_IFACE).map(|(_, v)| v);
+            let modem = ifaces
+                .iter()
+                .find(|(k, _)| k.as_str() == proxies::MODEM_IFACE)
+                .map(|(_, v)| v);
             out.push(ModemInfo {
                 path,
                 equipment_id: prop(modem, "EquipmentIdentifier").unwrap_or_default(),
@@ -232,11 +267,22 @@ impl ModemManager {
 
     /// Waits up to `wait` until the modem at `path` is enabled (State ≥ 6). Fails at once
     /// for a failed or SIM-locked modem.
-    pub async fn wait_enabled(&self, path: &OwnedObjectPath, wait: Duration) -> Result<(), SourceError> {
-        let proxy = proxies::ModemProxy::builder(&self.conn).path(path.clone())?.cache_properties(zbus::proxy::CacheProperties::No).build().await?;
+    pub async fn wait_enabled(
+        &self,
+        path: &OwnedObjectPath,
+        wait: Duration,
+    ) -> Result<(), SourceError> {
+        let proxy = proxies::ModemProxy::builder(&self.conn)
+            .path(path.clone())?
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await?;
         let t0 = Instant::now();
         loop {
-            let state = proxy.state().await.map_err(|e| map_error("ModemManager", "reading the modem state", e))?;
+            let state = proxy
+                .state()
+                .await
+                .map_err(|e| map_error("ModemManager", "reading the modem state", e))?;
             if state >= 6 {
                 return Ok(());
             }
@@ -258,8 +304,16 @@ impl ModemManager {
     /// Opens the SMS store of one modem, waiting up to `wait` for it to be enabled.
     pub async fn open(&self, info: &ModemInfo, wait: Duration) -> Result<ModemSms, SourceError> {
         self.wait_enabled(&info.path, wait).await?;
-        let ledger_path = self.state_dir.as_ref().map(|d| d.join("modemmanager-sms-restored.json"));
-        ModemSms::open(self.clone(), info.clone(), ledger::Ledger::load(ledger_path)).await
+        let ledger_path = self
+            .state_dir
+            .as_ref()
+            .map(|d| d.join("modemmanager-sms-restored.json"));
+        ModemSms::open(
+            self.clone(),
+            info.clone(),
+            ledger::Ledger::load(ledger_path),
+        )
+        .await
     }
 
     /// Opens every modem's SMS store. [`SourceError::Unavailable`] when there is no modem
@@ -283,17 +337,26 @@ impl ModemManager {
     /// reset its path changes).
     pub(crate) async fn find_again(&self, info: &ModemInfo) -> Result<ModemInfo, SourceError> {
         let id = info.source_id();
-        self.modems().await?.into_iter().find(|m| m.source_id() == id).ok_or_else(|| SourceError::Unavailable {
-            service: "ModemManager".into(),
-            detail: format!("the modem {} is gone", info.display_name()),
-        })
+        self.modems()
+            .await?
+            .into_iter()
+            .find(|m| m.source_id() == id)
+            .ok_or_else(|| SourceError::Unavailable {
+                service: "ModemManager".into(),
+                detail: format!("the modem {} is gone", info.display_name()),
+            })
     }
 }
 
 /// `open_sources(Sms)`: ModemManager on the system bus.
 pub async fn open_sources() -> Result<Vec<Box<dyn crate::sources::Source>>, SourceError> {
     let mm = ModemManager::system().await?;
-    Ok(mm.open_all(ModemManager::DEFAULT_ENABLE_WAIT).await?.into_iter().map(|s| Box::new(s) as Box<dyn crate::sources::Source>).collect())
+    Ok(mm
+        .open_all(ModemManager::DEFAULT_ENABLE_WAIT)
+        .await?
+        .into_iter()
+        .map(|s| Box::new(s) as Box<dyn crate::sources::Source>)
+        .collect())
 }
 
 #[cfg(test)]

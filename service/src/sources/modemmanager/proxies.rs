@@ -11,7 +11,11 @@ pub const MESSAGING_IFACE: &str = "org.freedesktop.ModemManager1.Modem.Messaging
 pub const SMS_IFACE: &str = "org.freedesktop.ModemManager1.Sms";
 
 /// `org.freedesktop.ModemManager1.Modem` (only what imsync reads).
-#[zbus::proxy(interface = "org.freedesktop.ModemManager1.Modem", default_service = "org.freedesktop.ModemManager1", gen_blocking = false)]
+#[zbus::proxy(
+    interface = "org.freedesktop.ModemManager1.Modem",
+    default_service = "org.freedesktop.ModemManager1",
+    gen_blocking = false
+)]
 pub trait Modem {
     /// -1 failed, 0 unknown, 1 initializing, 2 locked, 3 disabled, 4 disabling, 5 enabling,
     /// 6 enabled, 7 searching, 8 registered, 9 disconnecting, 10 connecting, 11 connected.
@@ -35,7 +39,11 @@ pub trait Messaging {
 }
 
 /// `org.freedesktop.ModemManager1.Sms`.
-#[zbus::proxy(interface = "org.freedesktop.ModemManager1.Sms", default_service = "org.freedesktop.ModemManager1", gen_blocking = false)]
+#[zbus::proxy(
+    interface = "org.freedesktop.ModemManager1.Sms",
+    default_service = "org.freedesktop.ModemManager1",
+    gen_blocking = false
+)]
 pub trait Sms {
     /// 0 = the modem's default storage, 1 SM, 2 ME, 3 MT, …
     fn store(&self, storage: u32) -> zbus::Result<()>;

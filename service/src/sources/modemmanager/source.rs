@@ -33,13 +33,6 @@ struct Snapshot {
     incomplete: usize,
 }
 
-impl Snapshot {
-    /// How many listed messages have identity `id` (with or without `~n`).
-    fn count_identity(&self, id: &str) -> usize {
-        self.messages.iter().filter(|m| base_identity(&m.local_id) == id).count()
-    }
-}
-
 /// The identity part of a local id (`<identity>` or `<identity>~<n>`).
 fn base_identity(local_id: &str) -> &str {
     local_id.split_once('~').map_or(local_id, |(a, _)| a)
@@ -57,7 +50,11 @@ fn nth_local_id(id: &str, n: usize) -> String {
 /// Listing numbers `SMS/N` objects by object path number, for a stable order of identical
 /// messages.
 fn path_number(p: &OwnedObjectPath) -> u64 {
-    p.as_str().rsplit('/').next().and_then(|n| n.parse().ok()).unwrap_or(u64::MAX)
+    p.as_str()
+        .rsplit('/')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX)
 }
 
 /// The SMS store of one modem.
@@ -83,17 +80,31 @@ pub struct ModemSms {
 
 impl std::fmt::Debug for ModemSms {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ModemSms").field("id", &self.id).field("path", &self.info.path.as_str()).finish()
+        f.debug_struct("ModemSms")
+            .field("id", &self.id)
+            .field("path", &self.info.path.as_str())
+            .finish()
     }
 }
 
 const SNAPSHOT_REUSE: Duration = Duration::from_secs(5);
 
 impl ModemSms {
-    pub(super) async fn open(mm: ModemManager, info: ModemInfo, ledger: Ledger) -> Result<ModemSms, SourceError> {
+    pub(super) async fn open(
+        mm: ModemManager,
+        info: ModemInfo,
+        ledger: Ledger,
+    ) -> Result<ModemSms, SourceError> {
         let id = info.source_id();
         let name = info.display_name();
-        Ok(ModemSms { mm, info, id, name, ledger, cached: None })
+        Ok(ModemSms {
+            mm,
+            info,
+            id,
+            name,
+            ledger,
+            cached: None,
+        })
     }
 
     /// The modem's D-Bus path now.
@@ -116,9 +127,15 @@ impl ModemSms {
             Err(e) if super::is_gone(&e) => {
                 let again = self.mm.find_again(&self.info).await?;
                 tracing::info!(old = %self.info.path, new = %again.path, "modem reappeared under a new path");
-                self.mm.wait_enabled(&again.path, ModemManager::DEFAULT_ENABLE_WAIT).await?;
+                self.mm
+                    .wait_enabled(&again.path, ModemManager::DEFAULT_ENABLE_WAIT)
+                    .await?;
                 self.info = again;
-                self.messaging().await?.list().await.map_err(|e| map_error(&self.id, "listing the SMS", e))
+                self.messaging()
+                    .await?
+                    .list()
+                    .await
+                    .map_err(|e| map_error(&self.id, "listing the SMS", e))
             }
             Err(e) => Err(map_error(&self.id, "listing the SMS", e)),
         }
@@ -128,7 +145,8 @@ impl ModemSms {
     /// numbers identical messages.
     async fn read_all(&mut self) -> Result<Snapshot, SourceError> {
         let paths = self.list_paths().await?;
-        let mut raw: Vec<(OwnedObjectPath, Result<MmSms, String>)> = Vec::with_capacity(paths.len());
+        let mut raw: Vec<(OwnedObjectPath, Result<MmSms, String>)> =
+            Vec::with_capacity(paths.len());
         for path in paths {
             let props = zbus::fdo::PropertiesProxy::builder(self.mm.connection())
                 .destination(proxies::SERVICE)?
@@ -168,12 +186,10 @@ impl ModemSms {
             let item = match item {
                 Ok(sms) if sms.folder() == SmsFolder::Draft && sms.timestamp().is_none() => {
                     let key = ledger::draft_key(sms.number(), sms.body());
-                    let found = self
-                        .ledger
-                        .entries()
-                        .iter()
-                        .enumerate()
-                        .find(|(i, e)| e.source == self.id && e.key == key && !claimed.contains(i));
+                    let found =
+                        self.ledger.entries().iter().enumerate().find(|(i, e)| {
+                            e.source == self.id && e.key == key && !claimed.contains(i)
+                        });
                     match found.and_then(|(i, e)| e.restore_onto(&sms).map(|orig| (i, orig))) {
                         Some((i, orig)) => {
                             claimed.push(i);
@@ -188,9 +204,17 @@ impl ModemSms {
             let local_id = match &item {
                 Ok(sms) => sms.identity().to_string(),
                 // keeps the failure reportable under a stable-enough id
-                Err(_) => format!("unreadable:{}", path.as_str().rsplit('/').next().unwrap_or("")),
+                Err(_) => format!(
+                    "unreadable:{}",
+                    path.as_str().rsplit('/').next().unwrap_or("")
+                ),
             };
-            listed.push(Listed { path, local_id, item, ledger_entry: entry_used });
+            listed.push(Listed {
+                path,
+                local_id,
+                item,
+                ledger_entry: entry_used,
+            });
         }
         // identical messages: ~2, ~3 … in a stable order (folder, read, then path)
         let mut by_id: HashMap<String, Vec<usize>> = HashMap::new();
@@ -203,7 +227,11 @@ impl ModemSms {
             }
             idx.sort_by_key(|&i| {
                 let l = &listed[i];
-                let (f, r) = l.item.as_ref().map(|s| (s.folder(), !s.read())).unwrap_or((SmsFolder::Draft, false));
+                let (f, r) = l
+                    .item
+                    .as_ref()
+                    .map(|s| (s.folder(), !s.read()))
+                    .unwrap_or((SmsFolder::Draft, false));
                 (f, r, path_number(&l.path))
             });
             for (n, i) in idx.into_iter().enumerate() {
@@ -213,7 +241,11 @@ impl ModemSms {
         if let Err(e) = self.ledger.retain_claimed(&self.id, &claimed) {
             tracing::warn!(error = %e, "cannot update the SMS restore ledger");
         }
-        Ok(Snapshot { taken: Instant::now(), messages: listed, incomplete })
+        Ok(Snapshot {
+            taken: Instant::now(),
+            messages: listed,
+            incomplete,
+        })
     }
 
     fn revision_of(snap: &Snapshot) -> String {
@@ -236,7 +268,12 @@ impl ModemSms {
             h.update(&(bytes.len() as u64).to_be_bytes());
             h.update(bytes);
         }
-        format!("sms1:{}:{}:{:032x}", pairs.len(), snap.incomplete, h.digest128())
+        format!(
+            "sms1:{}:{}:{:032x}",
+            pairs.len(),
+            snap.incomplete,
+            h.digest128()
+        )
     }
 
     async fn snapshot(&mut self, reuse: bool) -> Result<Snapshot, SourceError> {
@@ -251,7 +288,10 @@ impl ModemSms {
         self.read_all().await
     }
 
-    async fn sms_proxy(&self, path: &OwnedObjectPath) -> Result<proxies::SmsProxy<'static>, SourceError> {
+    async fn sms_proxy(
+        &self,
+        path: &OwnedObjectPath,
+    ) -> Result<proxies::SmsProxy<'static>, SourceError> {
         Ok(proxies::SmsProxy::builder(self.mm.connection())
             .path(path.clone())?
             .cache_properties(zbus::proxy::CacheProperties::No)
@@ -264,6 +304,18 @@ impl ModemSms {
         if sms.number().is_empty() {
             return Err(Ok("the message has no number: ModemManager cannot store a message without a recipient".into()));
         }
+        let dialable = sms
+            .number()
+            .trim_start_matches('+')
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '*' || c == '#');
+        if !dialable {
+            return Err(Ok(format!(
+                "the other party '{}' is an alphanumeric sender: ModemManager can only store messages addressed to a \
+                 phone number, so this message stays in the backup only",
+                sms.number()
+            )));
+        }
         let mut props: HashMap<&str, Value<'_>> = HashMap::new();
         props.insert("number", Value::from(sms.number()));
         match sms.body() {
@@ -273,11 +325,16 @@ impl ModemSms {
         let messaging = self.messaging().await.map_err(Err)?;
         let path = match messaging.create(props).await {
             Ok(p) => p,
-            Err(e) if super::is_unauthorized(&e) => return Err(Err(map_error(&self.id, "Messaging.Create", e))),
-            Err(e) => return Err(Ok(format!("Messaging.Create failed: {}", map_error(&self.id, "creating", e)))),
+            Err(e) if super::is_unauthorized(&e) => {
+                return Err(Err(map_error(&self.id, "Messaging.Create", e)))
+            }
+            Err(e) => return Err(Ok(map_error(&self.id, "Messaging.Create", e).to_string())),
         };
         let stored = match self.sms_proxy(&path).await {
-            Ok(p) => p.store(0).await.map_err(|e| map_error(&self.id, "Sms.Store", e)),
+            Ok(p) => p
+                .store(0)
+                .await
+                .map_err(|e| map_error(&self.id, "Sms.Store", e)),
             Err(e) => Err(e),
         };
         if let Err(e) = stored {
@@ -285,8 +342,13 @@ impl ModemSms {
             if let Err(d) = messaging.delete(&path.as_ref()).await {
                 tracing::warn!(%path, error = %d, "cannot delete the SMS that could not be stored");
             }
-            let unauthorized = matches!(&e, SourceError::Store { detail, .. } if detail.contains(POLKIT_HINT));
-            return Err(if unauthorized { Err(e) } else { Ok(format!("Sms.Store failed: {e}")) });
+            let unauthorized =
+                matches!(&e, SourceError::Store { detail, .. } if detail.contains(POLKIT_HINT));
+            return Err(if unauthorized {
+                Err(e)
+            } else {
+                Ok(e.to_string())
+            });
         }
         Ok(path)
     }
@@ -295,7 +357,10 @@ impl ModemSms {
     fn losses(sms: &Sms) -> Vec<String> {
         let mut lost = Vec::new();
         match sms.folder() {
-            SmsFolder::Inbox => lost.push(format!("direction (received from {}; stored as a draft to that number)", sms.number())),
+            SmsFolder::Inbox => lost.push(format!(
+                "direction (received from {}; stored as a draft to that number)",
+                sms.number()
+            )),
             SmsFolder::Sent => lost.push("sent state (stored as an unsent draft)".into()),
             SmsFolder::Draft => {}
         }
@@ -338,7 +403,10 @@ impl Source for ModemSms {
         Ok(snap
             .messages
             .into_iter()
-            .map(|m| SourceItem { local_id: m.local_id, item: m.item.map(Item::Sms) })
+            .map(|m| SourceItem {
+                local_id: m.local_id,
+                item: m.item.map(Item::Sms),
+            })
             .collect())
     }
 
@@ -374,7 +442,10 @@ impl Source for ModemSms {
         };
         let mut added: HashMap<String, usize> = HashMap::new();
         let mut results = Vec::with_capacity(ops.len());
-        let fail = |why: String| WriteResult { local_id: None, error: Some(why) };
+        let fail = |why: String| WriteResult {
+            local_id: None,
+            error: Some(why),
+        };
         for op in ops {
             match op {
                 WriteOp::Add(Item::Sms(sms)) => {
@@ -387,7 +458,8 @@ impl Source for ModemSms {
                         });
                         continue;
                     }
-                    let entry = ledger::needs_entry(&sms).then(|| ledger::Entry::for_message(&self.id, &sms));
+                    let entry = ledger::needs_entry(&sms)
+                        .then(|| ledger::Entry::for_message(&self.id, &sms));
                     if let Some(e) = &entry {
                         if let Err(err) = self.ledger.add(e.clone()) {
                             tracing::warn!(error = %err, "cannot save the SMS restore ledger; the restored message will list as a draft");
@@ -407,7 +479,10 @@ impl Source for ModemSms {
                                     "SMS restored as a draft (ModemManager can only store unsent messages); the backup keeps the original"
                                 );
                             }
-                            results.push(WriteResult { local_id: Some(local_id), error: None });
+                            results.push(WriteResult {
+                                local_id: Some(local_id),
+                                error: None,
+                            });
                         }
                         Err(why) => {
                             if let Some(e) = &entry {
@@ -420,10 +495,14 @@ impl Source for ModemSms {
                         }
                     }
                 }
-                WriteOp::Add(_) => results.push(fail("only short messages can be written to the modem".into())),
+                WriteOp::Add(_) => results.push(fail(
+                    "only short messages can be written to the modem".into(),
+                )),
                 WriteOp::Replace { local_id, item } => {
                     let Item::Sms(sms) = item else {
-                        results.push(fail("only short messages can be written to the modem".into()));
+                        results.push(fail(
+                            "only short messages can be written to the modem".into(),
+                        ));
                         continue;
                     };
                     let Some(cur) = snap.messages.iter().find(|m| m.local_id == local_id) else {
@@ -431,7 +510,9 @@ impl Source for ModemSms {
                         continue;
                     };
                     if base_identity(&local_id) != sms.identity() {
-                        results.push(fail("the content of a short message cannot be changed".into()));
+                        results.push(fail(
+                            "the content of a short message cannot be changed".into(),
+                        ));
                         continue;
                     }
                     let same = cur.item.as_ref().is_ok_and(|c| c == &sms);
@@ -440,7 +521,8 @@ impl Source for ModemSms {
                             Some(old) => {
                                 let _ = self.ledger.remove(&old);
                                 if ledger::needs_entry(&sms) {
-                                    let _ = self.ledger.add(ledger::Entry::for_message(&self.id, &sms));
+                                    let _ =
+                                        self.ledger.add(ledger::Entry::for_message(&self.id, &sms));
                                 }
                             }
                             None => tracing::info!(
@@ -449,12 +531,18 @@ impl Source for ModemSms {
                             ),
                         }
                     }
-                    results.push(WriteResult { local_id: Some(local_id), error: None });
+                    results.push(WriteResult {
+                        local_id: Some(local_id),
+                        error: None,
+                    });
                 }
                 WriteOp::Delete { local_id } => {
                     let Some(cur) = snap.messages.iter().find(|m| m.local_id == local_id) else {
                         // already gone: the goal is met
-                        results.push(WriteResult { local_id: None, error: None });
+                        results.push(WriteResult {
+                            local_id: None,
+                            error: None,
+                        });
                         continue;
                     };
                     let messaging = self.messaging().await?;
@@ -463,10 +551,16 @@ impl Source for ModemSms {
                             if let Some(e) = &cur.ledger_entry {
                                 let _ = self.ledger.remove(e);
                             }
-                            results.push(WriteResult { local_id: None, error: None });
+                            results.push(WriteResult {
+                                local_id: None,
+                                error: None,
+                            });
                         }
-                        Err(e) if super::is_unauthorized(&e) => return Err(map_error(&self.id, "Messaging.Delete", e)),
-                        Err(e) => results.push(fail(format!("Messaging.Delete failed: {}", map_error(&self.id, "deleting", e)))),
+                        Err(e) if super::is_unauthorized(&e) => {
+                            return Err(map_error(&self.id, "Messaging.Delete", e))
+                        }
+                        Err(e) => results
+                            .push(fail(map_error(&self.id, "Messaging.Delete", e).to_string())),
                     }
                 }
             }
