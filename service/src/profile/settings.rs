@@ -38,7 +38,7 @@ impl ClassSettings {
 
 /// Whether this build has a phone-side source for the class.
 pub fn class_has_source(class: DataClass) -> bool {
-    matches!(class, DataClass::Contacts)
+    matches!(class, DataClass::Contacts | DataClass::Calendar | DataClass::Tasks | DataClass::Notes)
 }
 
 /// One IM account and its sync configuration (the password lives in the secret store).
@@ -338,6 +338,7 @@ mod tests {
         assert_eq!(a.class(DataClass::Contacts).remote_uri, "card");
         assert_eq!(a.class(DataClass::Contacts).mode, SyncMode::OneWayFromClient);
         assert!(a.class(DataClass::Contacts).enabled);
-        assert!(!a.class(DataClass::Calendar).enabled);
+        assert!(a.class(DataClass::Calendar).enabled);
+        assert!(!a.class(DataClass::Roster).enabled);
     }
 }
