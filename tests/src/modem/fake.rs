@@ -113,18 +113,84 @@ impl TestMessage {
 pub const LONG_TEXT: &str = "This is a long concatenated message from the fake modem. It needs more than one hundred and sixty GSM characters, so the sender split it into two parts that ModemManager joins again. The End.";
 
 /// The nine kinds of test message; from the 10th on they repeat with " (#n)" appended.
-fn templates() -> Vec<(Storage, Stat, Kind, &'static str, Body, Option<i16>)> {
+/// (storage, stat, kind, number, body, UTC offset in minutes of the SMSC timestamp)
+type Template = (Storage, Stat, Kind, &'static str, Body, Option<i16>);
+
+fn templates() -> Vec<Template> {
     let t = |s: &str| Body::Text(s.to_string());
     vec![
-        (Storage::Me, 1, Kind::Deliver, "+15551230001", t("Hello from the fake modem!"), Some(120)),
-        (Storage::Me, 1, Kind::Deliver, "+8613800138000", t("你好，世界！这是一条中文短信。"), Some(480)),
-        (Storage::Me, 0, Kind::Deliver, "+15551230002", t(LONG_TEXT), Some(-300)),
-        (Storage::Sm, 1, Kind::Deliver, "+4917012345678", t("Grüße aus Köln: 5€ {ok} [x] ~ ^ | \\ @ _"), Some(60)),
-        (Storage::Me, 3, Kind::Submit, "+15551230003", t("A message I sent earlier."), None),
-        (Storage::Me, 0, Kind::Deliver, "+15551230004", t("Emoji test 😀👍 and é"), Some(0)),
-        (Storage::Me, 2, Kind::Submit, "+15551230005", t("Draft that was never sent"), None),
-        (Storage::Me, 1, Kind::Deliver, "Vendor", t("Your code is 123456"), Some(330)),
-        (Storage::Me, 1, Kind::Deliver, "+15551230009", Body::Data(b"\x00\x01\x02\xfe\xffbinary".to_vec()), Some(-210)),
+        (
+            Storage::Me,
+            1,
+            Kind::Deliver,
+            "+15551230001",
+            t("Hello from the fake modem!"),
+            Some(120),
+        ),
+        (
+            Storage::Me,
+            1,
+            Kind::Deliver,
+            "+8613800138000",
+            t("你好，世界！这是一条中文短信。"),
+            Some(480),
+        ),
+        (
+            Storage::Me,
+            0,
+            Kind::Deliver,
+            "+15551230002",
+            t(LONG_TEXT),
+            Some(-300),
+        ),
+        (
+            Storage::Sm,
+            1,
+            Kind::Deliver,
+            "+4917012345678",
+            t("Grüße aus Köln: 5€ {ok} [x] ~ ^ | \\ @ _"),
+            Some(60),
+        ),
+        (
+            Storage::Me,
+            3,
+            Kind::Submit,
+            "+15551230003",
+            t("A message I sent earlier."),
+            None,
+        ),
+        (
+            Storage::Me,
+            0,
+            Kind::Deliver,
+            "+15551230004",
+            t("Emoji test 😀👍 and é"),
+            Some(0),
+        ),
+        (
+            Storage::Me,
+            2,
+            Kind::Submit,
+            "+15551230005",
+            t("Draft that was never sent"),
+            None,
+        ),
+        (
+            Storage::Me,
+            1,
+            Kind::Deliver,
+            "Vendor",
+            t("Your code is 123456"),
+            Some(330),
+        ),
+        (
+            Storage::Me,
+            1,
+            Kind::Deliver,
+            "+15551230009",
+            Body::Data(b"\x00\x01\x02\xfe\xffbinary".to_vec()),
+            Some(-210),
+        ),
     ]
 }
 
@@ -153,10 +219,21 @@ pub fn initial_messages(n: usize) -> Vec<TestMessage> {
             };
             let reference = (0x41 + i) as u8;
             let (pdus, timestamp) = match kind {
-                Kind::Deliver => (pdu::deliver_pdus(number, &body, &when, reference, SMSC), Some(when)),
+                Kind::Deliver => (
+                    pdu::deliver_pdus(number, &body, &when, reference, SMSC),
+                    Some(when),
+                ),
                 Kind::Submit => (pdu::submit_pdus(number, &body, reference), None),
             };
-            TestMessage { storage, stat, kind, number: number.to_string(), body, timestamp, pdus }
+            TestMessage {
+                storage,
+                stat,
+                kind,
+                number: number.to_string(),
+                body,
+                timestamp,
+                pdus,
+            }
         })
         .collect()
 }
@@ -196,7 +273,10 @@ struct State {
 impl State {
     fn log(&mut self, msg: &str) {
         if let Some(f) = self.log.as_mut() {
-            let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+            let t = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64();
             let _ = writeln!(f, "{t:.3} {msg}");
         }
     }
@@ -237,7 +317,9 @@ impl State {
         if self.urc_queue.is_empty() || self.clients.is_empty() || now < self.not_before {
             return;
         }
-        let Some((s, i)) = self.urc_queue.pop_front() else { return };
+        let Some((s, i)) = self.urc_queue.pop_front() else {
+            return;
+        };
         self.inflight = Some((s, i, now + Duration::from_secs(3)));
         let urc = format!("\r\n+CMTI: \"{}\",{i}\r\n", s.name());
         self.log(&format!("URC -> {urc:?}"));
@@ -292,52 +374,73 @@ impl FakeModem {
         };
         for m in initial_messages(n_sms) {
             for p in &m.pdus {
-                state.add(m.storage, m.stat, p.clone()).ok_or("fake modem storage full")?;
+                state
+                    .add(m.storage, m.stat, p.clone())
+                    .ok_or("fake modem storage full")?;
             }
         }
-        state.log(&format!("listening on {at_name:?}, {n_sms} initial messages"));
+        state.log(&format!(
+            "listening on {at_name:?}, {n_sms} initial messages"
+        ));
         let shared = Arc::new((Mutex::new(state), Condvar::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = vec![];
         {
             let (shared, stop) = (shared.clone(), stop.clone());
-            threads.push(std::thread::Builder::new().name("fake-modem-accept".into()).spawn(move || {
-                let mut next_id = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((conn, _)) => {
-                            next_id += 1;
-                            let id = next_id;
-                            let Ok(writer) = conn.try_clone() else { continue };
-                            {
-                                let mut st = lock(&shared.0);
-                                st.clients.push((id, writer));
-                                st.connections += 1;
-                                st.list_reversed = st.connections % 2 == 0;
-                                st.log(&format!("AT client {id} connected"));
+            threads.push(
+                std::thread::Builder::new()
+                    .name("fake-modem-accept".into())
+                    .spawn(move || {
+                        let mut next_id = 0u64;
+                        while !stop.load(Ordering::Relaxed) {
+                            match listener.accept() {
+                                Ok((conn, _)) => {
+                                    next_id += 1;
+                                    let id = next_id;
+                                    let Ok(writer) = conn.try_clone() else {
+                                        continue;
+                                    };
+                                    {
+                                        let mut st = lock(&shared.0);
+                                        st.clients.push((id, writer));
+                                        st.connections += 1;
+                                        st.list_reversed = st.connections.is_multiple_of(2);
+                                        st.log(&format!("AT client {id} connected"));
+                                    }
+                                    let (shared, stop) = (shared.clone(), stop.clone());
+                                    let _ = std::thread::Builder::new()
+                                        .name(format!("fake-modem-client-{id}"))
+                                        .spawn(move || client_loop(id, conn, shared, stop));
+                                }
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                                    std::thread::sleep(Duration::from_millis(20))
+                                }
+                                Err(_) => std::thread::sleep(Duration::from_millis(100)),
                             }
-                            let (shared, stop) = (shared.clone(), stop.clone());
-                            let _ = std::thread::Builder::new()
-                                .name(format!("fake-modem-client-{id}"))
-                                .spawn(move || client_loop(id, conn, shared, stop));
                         }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(20)),
-                        Err(_) => std::thread::sleep(Duration::from_millis(100)),
-                    }
-                }
-            })?);
+                    })?,
+            );
         }
         {
             let (shared, stop) = (shared.clone(), stop.clone());
-            threads.push(std::thread::Builder::new().name("fake-modem-pump".into()).spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    lock(&shared.0).pump();
-                    shared.1.notify_all();
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            })?);
+            threads.push(
+                std::thread::Builder::new()
+                    .name("fake-modem-pump".into())
+                    .spawn(move || {
+                        while !stop.load(Ordering::Relaxed) {
+                            lock(&shared.0).pump();
+                            shared.1.notify_all();
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                    })?,
+            );
         }
-        Ok(FakeModem { at_name, shared, stop, threads })
+        Ok(FakeModem {
+            at_name,
+            shared,
+            stop,
+            threads,
+        })
     }
 
     /// The port name for `Test.SetProfile` (`abstract:…`).
@@ -353,8 +456,17 @@ impl FakeModem {
         let keys = {
             let mut st = lock(m);
             st.next_ref = st.next_ref.wrapping_add(1);
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-            let pdus = pdu::deliver_pdus(number, &Body::Text(text.into()), &Scts::from_unix_utc(now), st.next_ref, SMSC);
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            let pdus = pdu::deliver_pdus(
+                number,
+                &Body::Text(text.into()),
+                &Scts::from_unix_utc(now),
+                st.next_ref,
+                SMSC,
+            );
             let storage = st.mem[2];
             let mut keys = vec![];
             for p in pdus {
@@ -370,9 +482,15 @@ impl FakeModem {
         while !keys.iter().all(|k| st.fetched.contains(k)) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(format!("ModemManager did not read the delivered message within {timeout:?}").into());
+                return Err(format!(
+                    "ModemManager did not read the delivered message within {timeout:?}"
+                )
+                .into());
             }
-            st = cv.wait_timeout(st, left.min(Duration::from_millis(50))).map(|(g, _)| g).unwrap_or_else(|p| p.into_inner().0);
+            st = cv
+                .wait_timeout(st, left.min(Duration::from_millis(50)))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
         }
         Ok(keys.len())
     }
@@ -382,7 +500,14 @@ impl FakeModem {
         let st = lock(&self.shared.0);
         st.store
             .iter()
-            .flat_map(|(s, m)| m.iter().map(|(i, (stat, pdu))| Stored { storage: *s, index: *i, stat: *stat, pdu: pdu.clone() }))
+            .flat_map(|(s, m)| {
+                m.iter().map(|(i, (stat, pdu))| Stored {
+                    storage: *s,
+                    index: *i,
+                    stat: *stat,
+                    pdu: pdu.clone(),
+                })
+            })
             .collect()
     }
 
@@ -418,7 +543,12 @@ impl Drop for FakeModem {
     }
 }
 
-fn client_loop(id: u64, mut conn: UnixStream, shared: Arc<(Mutex<State>, Condvar)>, stop: Arc<AtomicBool>) {
+fn client_loop(
+    id: u64,
+    mut conn: UnixStream,
+    shared: Arc<(Mutex<State>, Condvar)>,
+    stop: Arc<AtomicBool>,
+) {
     let _ = conn.set_read_timeout(Some(Duration::from_millis(100)));
     let mut buf: Vec<u8> = Vec::new();
     // Some(is_write) while a PDU is expected after the "> " prompt
@@ -428,21 +558,35 @@ fn client_loop(id: u64, mut conn: UnixStream, shared: Arc<(Mutex<State>, Condvar
         let n = match conn.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => n,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
             Err(_) => break,
         };
         buf.extend_from_slice(&chunk[..n]);
         loop {
             if let Some((write, stat)) = pending {
-                let Some(pos) = buf.iter().position(|&b| b == 0x1A || b == 0x1B) else { break };
+                let Some(pos) = buf.iter().position(|&b| b == 0x1A || b == 0x1B) else {
+                    break;
+                };
                 let term = buf[pos];
-                let pdu: String = String::from_utf8_lossy(&buf[..pos]).trim().to_ascii_uppercase();
+                let pdu: String = String::from_utf8_lossy(&buf[..pos])
+                    .trim()
+                    .to_ascii_uppercase();
                 buf.drain(..=pos);
                 pending = None;
                 let mut st = lock(&shared.0);
                 let resp = if term == 0x1B {
                     "\r\nOK\r\n".to_string()
-                } else if pdu.is_empty() || pdu.len() % 2 != 0 || !pdu.bytes().all(|b| b.is_ascii_hexdigit()) {
+                } else if pdu.is_empty()
+                    || !pdu.len().is_multiple_of(2)
+                    || !pdu.bytes().all(|b| b.is_ascii_hexdigit())
+                {
                     "\r\n+CMS ERROR: 304\r\n".to_string()
                 } else if write {
                     let mem = st.mem[1];
@@ -469,7 +613,9 @@ fn client_loop(id: u64, mut conn: UnixStream, shared: Arc<(Mutex<State>, Condvar
                 }
                 break;
             };
-            let line: String = String::from_utf8_lossy(&buf[..pos]).trim_matches('\n').to_string();
+            let line: String = String::from_utf8_lossy(&buf[..pos])
+                .trim_matches('\n')
+                .to_string();
             buf.drain(..=pos);
             if line.trim().is_empty() {
                 continue;
@@ -498,12 +644,20 @@ fn handle_line(st: &mut State, line: &str) -> (String, Option<(bool, Stat)>) {
     let upper = body.to_ascii_uppercase();
     if upper.starts_with("+CMGW=") || upper.starts_with("+CMGS=") {
         let write = upper.starts_with("+CMGW=");
-        let stat = upper[6..].split(',').nth(1).and_then(|s| s.trim().parse().ok()).unwrap_or(2);
+        let stat = upper[6..]
+            .split(',')
+            .nth(1)
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(2);
         return ("\r\n> ".into(), Some((write, stat)));
     }
     let mut out: Vec<Out> = vec![];
     for part in body.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-        let res = if part.starts_with(['+', '^', '$', '*', '#', '%']) { extended(st, part) } else { Some(basic(part)) };
+        let res = if part.starts_with(['+', '^', '$', '*', '#', '%']) {
+            extended(st, part)
+        } else {
+            Some(basic(part))
+        };
         match res {
             Some(lines) => out.extend(lines),
             None => return ("\r\nERROR\r\n".into(), None),
@@ -526,10 +680,15 @@ fn handle_line(st: &mut State, line: &str) -> (String, Option<(bool, Stat)>) {
 
 fn basic(part: &str) -> Vec<Out> {
     if part.to_ascii_uppercase().starts_with('I') {
-        return ["Manufacturer: FakeModem Inc.", "Model: FM-1000", "Revision: FM1000_1.0.0", "IMEI: 350000000000009"]
-            .iter()
-            .map(|l| Out::Line(l.to_string()))
-            .collect();
+        return [
+            "Manufacturer: FakeModem Inc.",
+            "Model: FM-1000",
+            "Revision: FM1000_1.0.0",
+            "IMEI: 350000000000009",
+        ]
+        .iter()
+        .map(|l| Out::Line(l.to_string()))
+        .collect();
     }
     vec![] // E0, V1, Z, &C1, Q0 … all accepted
 }
@@ -602,7 +761,10 @@ fn extended(st: &mut State, part: &str) -> Option<Vec<Out>> {
     if let Some(rest) = u.strip_prefix("+CRSM=176,") {
         // READ BINARY of a few SIM files
         return match rest.split(',').next()?.trim() {
-            "12258" => Some(vec![Out::Line(format!("+CRSM: 144,0,\"{}\"", swap_semi_octets(ICCID)))]),
+            "12258" => Some(vec![Out::Line(format!(
+                "+CRSM: 144,0,\"{}\"",
+                swap_semi_octets(ICCID)
+            ))]),
             "28486" => {
                 let mut name = b"Fake Telecom".to_vec();
                 name.resize(16, 0xFF);
@@ -620,7 +782,11 @@ fn extended(st: &mut State, part: &str) -> Option<Vec<Out>> {
         return Some(vec![Out::Line(format!("+CFUN: {}", st.cfun))]);
     }
     if let Some(v) = u.strip_prefix("+CFUN=") {
-        st.cfun = v.split(',').next().and_then(|x| x.trim().parse().ok()).unwrap_or(1);
+        st.cfun = v
+            .split(',')
+            .next()
+            .and_then(|x| x.trim().parse().ok())
+            .unwrap_or(1);
         return Some(vec![]);
     }
     if u == "+CSCS?" {
@@ -636,9 +802,12 @@ fn extended(st: &mut State, part: &str) -> Option<Vec<Out>> {
     if u == "+COPS=?" {
         return lines(&["+COPS: (2,\"Fake Telecom\",\"FakeTel\",\"00101\",7),,(0-4),(0-2)"]);
     }
-    if ["+COPS=", "+CREG=", "+CGREG=", "+CEREG=", "+CMEE=", "+CNMI=", "+CSCA=", "+CSMS=", "+CMER=", "+CGEREP=", "+CTZR=", "+CSDH="]
-        .iter()
-        .any(|p| u.starts_with(p))
+    if [
+        "+COPS=", "+CREG=", "+CGREG=", "+CEREG=", "+CMEE=", "+CNMI=", "+CSCA=", "+CSMS=", "+CMER=",
+        "+CGEREP=", "+CTZR=", "+CSDH=",
+    ]
+    .iter()
+    .any(|p| u.starts_with(p))
     {
         return Some(vec![]);
     }
@@ -657,7 +826,11 @@ fn extended(st: &mut State, part: &str) -> Option<Vec<Out>> {
         return lines(&["+CPMS: (\"ME\",\"SM\"),(\"ME\",\"SM\"),(\"ME\",\"SM\")"]);
     }
     if u == "+CPMS?" {
-        let parts: Vec<String> = st.mem.iter().map(|m| format!("\"{}\",{},{CAPACITY}", m.name(), st.count(*m))).collect();
+        let parts: Vec<String> = st
+            .mem
+            .iter()
+            .map(|m| format!("\"{}\",{},{CAPACITY}", m.name(), st.count(*m)))
+            .collect();
         return Some(vec![Out::Line(format!("+CPMS: {}", parts.join(",")))]);
     }
     if let Some(args) = u.strip_prefix("+CPMS=") {
@@ -668,7 +841,11 @@ fn extended(st: &mut State, part: &str) -> Option<Vec<Out>> {
         for (i, m) in mems.into_iter().enumerate() {
             st.mem[i] = m;
         }
-        let counts: Vec<String> = st.mem.iter().map(|m| format!("{},{CAPACITY}", st.count(*m))).collect();
+        let counts: Vec<String> = st
+            .mem
+            .iter()
+            .map(|m| format!("{},{CAPACITY}", st.count(*m)))
+            .collect();
         return Some(vec![Out::Line(format!("+CPMS: {}", counts.join(",")))]);
     }
     if let Some(arg) = u.strip_prefix("+CMGL") {
@@ -717,12 +894,19 @@ fn extended(st: &mut State, part: &str) -> Option<Vec<Out>> {
             r
         };
         st.fetched.insert((mem, idx));
-        return Some(vec![Out::Raw(format!("\r\n+CMGR: {stat},,{}\r\n{pdu}\r\n", State::tpdu_len(&pdu)))]);
+        return Some(vec![Out::Raw(format!(
+            "\r\n+CMGR: {stat},,{}\r\n{pdu}\r\n",
+            State::tpdu_len(&pdu)
+        ))]);
     }
     if let Some(args) = u.strip_prefix("+CMGD=") {
         let mut a = args.split(',');
         let idx: u32 = a.next()?.trim().parse().ok()?;
-        let flag: u8 = a.next().map(str::trim).filter(|s| !s.is_empty()).map_or(Some(0), |s| s.parse().ok())?;
+        let flag: u8 = a
+            .next()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map_or(Some(0), |s| s.parse().ok())?;
         let mem = st.mem[0];
         let store = st.store.entry(mem).or_default();
         if flag == 0 {

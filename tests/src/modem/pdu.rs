@@ -5,17 +5,28 @@
 
 /// The GSM 7-bit default alphabet (0x1B is the escape to the extension table).
 const GSM7_BASIC: [char; 128] = [
-    '@', '£', '$', '¥', 'è', 'é', 'ù', 'ì', 'ò', 'Ç', '\n', 'Ø', 'ø', '\r', 'Å', 'å', 'Δ', '_', 'Φ', 'Γ', 'Λ', 'Ω', 'Π', 'Ψ',
-    'Σ', 'Θ', 'Ξ', '\x1b', 'Æ', 'æ', 'ß', 'É', ' ', '!', '"', '#', '¤', '%', '&', '\'', '(', ')', '*', '+', ',', '-', '.',
-    '/', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', ':', ';', '<', '=', '>', '?', '¡', 'A', 'B', 'C', 'D', 'E', 'F',
-    'G', 'H', 'I', 'J', 'K', 'L', 'M', 'N', 'O', 'P', 'Q', 'R', 'S', 'T', 'U', 'V', 'W', 'X', 'Y', 'Z', 'Ä', 'Ö', 'Ñ', 'Ü',
-    '§', '¿', 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o', 'p', 'q', 'r', 's', 't', 'u', 'v',
-    'w', 'x', 'y', 'z', 'ä', 'ö', 'ñ', 'ü', 'à',
+    '@', '£', '$', '¥', 'è', 'é', 'ù', 'ì', 'ò', 'Ç', '\n', 'Ø', 'ø', '\r', 'Å', 'å', 'Δ', '_',
+    'Φ', 'Γ', 'Λ', 'Ω', 'Π', 'Ψ', 'Σ', 'Θ', 'Ξ', '\x1b', 'Æ', 'æ', 'ß', 'É', ' ', '!', '"', '#',
+    '¤', '%', '&', '\'', '(', ')', '*', '+', ',', '-', '.', '/', '0', '1', '2', '3', '4', '5', '6',
+    '7', '8', '9', ':', ';', '<', '=', '>', '?', '¡', 'A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I',
+    'J', 'K', 'L', 'M', 'N', 'O', 'P', 'Q', 'R', 'S', 'T', 'U', 'V', 'W', 'X', 'Y', 'Z', 'Ä', 'Ö',
+    'Ñ', 'Ü', '§', '¿', 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o',
+    'p', 'q', 'r', 's', 't', 'u', 'v', 'w', 'x', 'y', 'z', 'ä', 'ö', 'ñ', 'ü', 'à',
 ];
 
 /// The extension table: (character, code after 0x1B).
-const GSM7_EXT: [(char, u8); 10] =
-    [('\x0c', 0x0A), ('^', 0x14), ('{', 0x28), ('}', 0x29), ('\\', 0x2F), ('[', 0x3C), ('~', 0x3D), (']', 0x3E), ('|', 0x40), ('€', 0x65)];
+const GSM7_EXT: [(char, u8); 10] = [
+    ('\x0c', 0x0A),
+    ('^', 0x14),
+    ('{', 0x28),
+    ('}', 0x29),
+    ('\\', 0x2F),
+    ('[', 0x3C),
+    ('~', 0x3D),
+    (']', 0x3E),
+    ('|', 0x40),
+    ('€', 0x65),
+];
 
 /// Septets of one character, or `None` if GSM 7-bit cannot carry it.
 fn char_septets(c: char) -> Option<Vec<u8>> {
@@ -24,7 +35,10 @@ fn char_septets(c: char) -> Option<Vec<u8>> {
             return Some(vec![i as u8]);
         }
     }
-    GSM7_EXT.iter().find(|(x, _)| *x == c).map(|&(_, code)| vec![0x1B, code])
+    GSM7_EXT
+        .iter()
+        .find(|(x, _)| *x == c)
+        .map(|&(_, code)| vec![0x1B, code])
 }
 
 /// Text → septets, or `None` if some character is not in GSM 7-bit.
@@ -41,7 +55,12 @@ pub fn gsm7_text(septets: &[u8]) -> String {
     let mut esc = false;
     for &s in septets {
         if esc {
-            out.push(GSM7_EXT.iter().find(|(_, code)| *code == s).map_or(' ', |(c, _)| *c));
+            out.push(
+                GSM7_EXT
+                    .iter()
+                    .find(|(_, code)| *code == s)
+                    .map_or(' ', |(c, _)| *c),
+            );
             esc = false;
         } else if s == 0x1B {
             esc = true;
@@ -80,7 +99,10 @@ pub fn unpack_septets(data: &[u8], udl: usize, udh_len: usize) -> Vec<u8> {
             let mut s = 0u8;
             for b in 0..7 {
                 let bit = start + 7 * i + b;
-                if data.get(bit / 8).is_some_and(|byte| byte & (1 << (bit % 8)) != 0) {
+                if data
+                    .get(bit / 8)
+                    .is_some_and(|byte| byte & (1 << (bit % 8)) != 0)
+                {
                     s |= 1 << b;
                 }
             }
@@ -92,7 +114,9 @@ pub fn unpack_septets(data: &[u8], udl: usize, udh_len: usize) -> Vec<u8> {
 /// Semi-octet swapped BCD of a digit string (F-padded).
 fn bcd_swapped(digits: &str) -> Vec<u8> {
     let d: Vec<u8> = digits.bytes().map(|b| b - b'0').collect();
-    d.chunks(2).map(|c| c[0] | (c.get(1).copied().unwrap_or(0x0F) << 4)).collect()
+    d.chunks(2)
+        .map(|c| c[0] | (c.get(1).copied().unwrap_or(0x0F) << 4))
+        .collect()
 }
 
 /// TP-OA / TP-DA: length in semi-octets, type of address, value.
@@ -139,14 +163,16 @@ impl Scts {
     /// The way ModemManager prints it (GLib `g_date_time_format_iso8601`):
     /// `…Z`, `…+02`, `…+05:30`.
     pub fn glib_iso8601(&self) -> String {
-        let base =
-            format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", self.year, self.month, self.day, self.hour, self.minute, self.second);
+        let base = format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        );
         if self.offset_minutes == 0 {
             return base + "Z";
         }
         let sign = if self.offset_minutes < 0 { '-' } else { '+' };
         let m = self.offset_minutes.unsigned_abs();
-        if m % 60 == 0 {
+        if m.is_multiple_of(60) {
             format!("{base}{sign}{:02}", m / 60)
         } else {
             format!("{base}{sign}{:02}:{:02}", m / 60, m % 60)
@@ -155,8 +181,10 @@ impl Scts {
 
     /// RFC 3339 with the offset (what imsync writes as the vMessage `Date:`).
     pub fn rfc3339(&self) -> String {
-        let base =
-            format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", self.year, self.month, self.day, self.hour, self.minute, self.second);
+        let base = format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        );
         if self.offset_minutes == 0 {
             return base + "Z";
         }
@@ -267,7 +295,11 @@ fn split_segments(body: &Body) -> (u8, Vec<Vec<u8>>) {
             let mut cur: Vec<u8> = vec![];
             for c in t.chars() {
                 let mut buf = [0u16; 2];
-                let cb: Vec<u8> = c.encode_utf16(&mut buf).iter().flat_map(|u| u.to_be_bytes()).collect();
+                let cb: Vec<u8> = c
+                    .encode_utf16(&mut buf)
+                    .iter()
+                    .flat_map(|u| u.to_be_bytes())
+                    .collect();
                 if cur.len() + cb.len() > 134 {
                     segs.push(std::mem::take(&mut cur));
                 }
@@ -294,13 +326,23 @@ fn hex(b: &[u8]) -> String {
 }
 
 /// SMS-DELIVER PDU(s) (hex, with SMSC) of a received message.
-pub fn deliver_pdus(number: &str, body: &Body, when: &Scts, concat_ref: u8, smsc: &str) -> Vec<String> {
+pub fn deliver_pdus(
+    number: &str,
+    body: &Body,
+    when: &Scts,
+    concat_ref: u8,
+    smsc: &str,
+) -> Vec<String> {
     let (dcs, segs) = split_segments(body);
     let n = segs.len();
     segs.iter()
         .enumerate()
         .map(|(i, seg)| {
-            let udh = if n > 1 { vec![5, 0x00, 0x03, concat_ref, n as u8, (i + 1) as u8] } else { vec![] };
+            let udh = if n > 1 {
+                vec![5, 0x00, 0x03, concat_ref, n as u8, (i + 1) as u8]
+            } else {
+                vec![]
+            };
             let (ud, udl) = user_data(dcs, seg, &udh);
             let mut p = encode_smsc(smsc);
             p.push(0x04 | if udh.is_empty() { 0 } else { 0x40 });
@@ -321,7 +363,11 @@ pub fn submit_pdus(number: &str, body: &Body, concat_ref: u8) -> Vec<String> {
     segs.iter()
         .enumerate()
         .map(|(i, seg)| {
-            let udh = if n > 1 { vec![5, 0x00, 0x03, concat_ref, n as u8, (i + 1) as u8] } else { vec![] };
+            let udh = if n > 1 {
+                vec![5, 0x00, 0x03, concat_ref, n as u8, (i + 1) as u8]
+            } else {
+                vec![]
+            };
             let (ud, udl) = user_data(dcs, seg, &udh);
             let mut p = vec![0x00, 0x01 | if udh.is_empty() { 0 } else { 0x40 }, 0x00];
             p.extend(encode_address(number));
@@ -351,8 +397,12 @@ fn decode_address(b: &[u8], off: usize) -> Option<(String, usize)> {
     let number = if toa & 0x70 == 0x50 {
         gsm7_text(&unpack_septets(raw, n * 4 / 7, 0))
     } else {
-        let digits: String =
-            raw.iter().flat_map(|x| [x & 0x0F, x >> 4]).take(n).map(|d| char::from_digit(u32::from(d), 16).unwrap_or('?')).collect();
+        let digits: String = raw
+            .iter()
+            .flat_map(|x| [x & 0x0F, x >> 4])
+            .take(n)
+            .map(|d| char::from_digit(u32::from(d), 16).unwrap_or('?'))
+            .collect();
         if toa & 0x70 == 0x10 {
             format!("+{digits}")
         } else {
@@ -363,10 +413,13 @@ fn decode_address(b: &[u8], off: usize) -> Option<(String, usize)> {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// Decodes an SMS-DELIVER or SMS-SUBMIT PDU (hex, with SMSC prefix).
@@ -413,23 +466,38 @@ pub fn decode(pdu_hex: &str) -> Option<Decoded> {
             let v = udh.get(i + 2..i + 2 + ln)?;
             match (iei, v) {
                 (0x00, [r, t, s]) => concat = Some((u16::from(*r), *t, *s)),
-                (0x08, [r1, r2, t, s]) => concat = Some((u16::from(*r1) << 8 | u16::from(*r2), *t, *s)),
+                (0x08, [r1, r2, t, s]) => {
+                    concat = Some((u16::from(*r1) << 8 | u16::from(*r2), *t, *s))
+                }
                 _ => {}
             }
             i += 2 + ln;
         }
     }
-    let alphabet = if dcs & 0xC0 == 0 { (dcs >> 2) & 0x03 } else { 0 };
+    let alphabet = if dcs & 0xC0 == 0 {
+        (dcs >> 2) & 0x03
+    } else {
+        0
+    };
     let body = match alphabet {
         0 => Body::Text(gsm7_text(&unpack_septets(ud, udl, udh_len))),
         2 => {
             let bytes = ud.get(udh_len..udl.min(ud.len()))?;
-            let units: Vec<u16> = bytes.chunks(2).map(|c| u16::from(c[0]) << 8 | u16::from(*c.get(1).unwrap_or(&0))).collect();
+            let units: Vec<u16> = bytes
+                .chunks(2)
+                .map(|c| u16::from(c[0]) << 8 | u16::from(*c.get(1).unwrap_or(&0)))
+                .collect();
             Body::Text(String::from_utf16_lossy(&units))
         }
         _ => Body::Data(ud.get(udh_len..udl.min(ud.len()))?.to_vec()),
     };
-    Some(Decoded { submit, number, body, timestamp, concat })
+    Some(Decoded {
+        submit,
+        number,
+        body,
+        timestamp,
+        concat,
+    })
 }
 
 #[cfg(test)]
@@ -446,11 +514,28 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let when = Scts { year: 2024, month: 1, day: 1, hour: 15, minute: 7, second: 7, offset_minutes: 330 };
+        let when = Scts {
+            year: 2024,
+            month: 1,
+            day: 1,
+            hour: 15,
+            minute: 7,
+            second: 7,
+            offset_minutes: 330,
+        };
         for (number, body) in [
-            ("+15551230001", Body::Text("Hello from the fake modem!".into())),
-            ("+8613800138000", Body::Text("你好，世界！这是一条中文短信。".into())),
-            ("+4917012345678", Body::Text("Grüße aus Köln: 5€ {ok} [x] ~ ^ | \\ @ _".into())),
+            (
+                "+15551230001",
+                Body::Text("Hello from the fake modem!".into()),
+            ),
+            (
+                "+8613800138000",
+                Body::Text("你好，世界！这是一条中文短信。".into()),
+            ),
+            (
+                "+4917012345678",
+                Body::Text("Grüße aus Köln: 5€ {ok} [x] ~ ^ | \\ @ _".into()),
+            ),
             ("Vendor", Body::Text("Your code is 123456".into())),
             ("+15551230004", Body::Text("Emoji test 😀👍 and é".into())),
             ("12345", Body::Data(vec![0, 1, 2, 0xFE, 0xFF])),
@@ -458,9 +543,15 @@ mod tests {
             let pdus = deliver_pdus(number, &body, &when, 7, "+15550000000");
             assert_eq!(pdus.len(), 1);
             let d = decode(&pdus[0]).unwrap();
-            assert_eq!((d.number.as_str(), &d.body, d.timestamp, d.submit), (number, &body, Some(when), false));
+            assert_eq!(
+                (d.number.as_str(), &d.body, d.timestamp, d.submit),
+                (number, &body, Some(when), false)
+            );
             let s = decode(&submit_pdus(number, &body, 1)[0]).unwrap();
-            assert_eq!((s.number.as_str(), &s.body, s.submit), (number, &body, true));
+            assert_eq!(
+                (s.number.as_str(), &s.body, s.submit),
+                (number, &body, true)
+            );
         }
         assert_eq!(when.glib_iso8601(), "2024-01-01T15:07:07+05:30");
         let long: String = "0123456789€".repeat(20);
@@ -475,6 +566,9 @@ mod tests {
             .collect();
         assert_eq!(text, long);
         assert_eq!(decode(&parts[1]).unwrap().concat, Some((9, 2, 2)));
-        assert_eq!(Scts::from_unix_utc(1_704_088_800).rfc3339(), "2024-01-01T06:00:00Z");
+        assert_eq!(
+            Scts::from_unix_utc(1_704_088_800).rfc3339(),
+            "2024-01-01T06:00:00Z"
+        );
     }
 }

@@ -46,11 +46,19 @@ pub struct ModemRig {
     pub timings: RigTimings,
 }
 
-async fn call<R>(conn: &zbus::Connection, path: &str, iface: &str, method: &str, body: &(impl serde::Serialize + zbus::zvariant::DynamicType)) -> Result<R>
+async fn call<R>(
+    conn: &zbus::Connection,
+    path: &str,
+    iface: &str,
+    method: &str,
+    body: &(impl serde::Serialize + zbus::zvariant::DynamicType),
+) -> Result<R>
 where
     R: for<'d> zbus::zvariant::DynamicDeserialize<'d>,
 {
-    let reply = conn.call_method(Some(MM_NAME), path, Some(iface), method, body).await?;
+    let reply = conn
+        .call_method(Some(MM_NAME), path, Some(iface), method, body)
+        .await?;
     Ok(reply.body().deserialize()?)
 }
 
@@ -101,7 +109,9 @@ impl ModemRig {
     }
 
     pub fn log_paths(&self) -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = (1..=self.mm_starts).map(|n| self.dir.join(format!("ModemManager.{n}.log"))).collect();
+        let mut v: Vec<PathBuf> = (1..=self.mm_starts)
+            .map(|n| self.dir.join(format!("ModemManager.{n}.log")))
+            .collect();
         v.push(self.dir.join("fake-modem.log"));
         v
     }
@@ -109,25 +119,44 @@ impl ModemRig {
     async fn start_modem_manager(&mut self, n_sms: usize) -> Result<()> {
         let t0 = Instant::now();
         self.mm_starts += 1;
-        let log = self.dir.join(format!("ModemManager.{}.log", self.mm_starts));
+        let log = self
+            .dir
+            .join(format!("ModemManager.{}.log", self.mm_starts));
         let (out, err) = process::log_file(&log)?;
         let mut cmd = process::clean_command(MM_BIN, &self.root);
         Bus::apply_env(&mut cmd, &self.dir.join("b"), self.bus.address());
         cmd.env("DBUS_SYSTEM_BUS_ADDRESS", self.bus.address())
-            .args(["--test-session", "--test-enable", "--test-no-udev", "--no-auto-scan", "--test-no-suspend-resume", "--debug"])
+            .args([
+                "--test-session",
+                "--test-enable",
+                "--test-no-udev",
+                "--no-auto-scan",
+                "--test-no-suspend-resume",
+                "--debug",
+            ])
             .stdout(out)
             .stderr(err);
         let mut proc = Proc::spawn("ModemManager", &mut cmd)?;
         let fail = |what: &str, proc: &mut Proc| -> crate::Error {
             let exited = proc.try_exited();
-            format!("ModemManager: {what} (exited: {exited:?})\n{}", process::tail(&log, 3000)).into()
+            format!(
+                "ModemManager: {what} (exited: {exited:?})\n{}",
+                process::tail(&log, 3000)
+            )
+            .into()
         };
         let conn = self.conn.clone();
-        let on_bus = process::poll_async(Duration::from_secs(30), Duration::from_millis(50), || {
-            let conn = conn.clone();
-            async move { crate::bus::name_has_owner(&conn, MM_NAME).await.ok().filter(|b| *b) }
-        })
-        .await;
+        let on_bus =
+            process::poll_async(Duration::from_secs(30), Duration::from_millis(50), || {
+                let conn = conn.clone();
+                async move {
+                    crate::bus::name_has_owner(&conn, MM_NAME)
+                        .await
+                        .ok()
+                        .filter(|b| *b)
+                }
+            })
+            .await;
         if on_bus.is_none() {
             return Err(fail("not on the bus after 30 s", &mut proc));
         }
@@ -161,7 +190,14 @@ impl ModemRig {
                 break;
             }
             if state == 3 {
-                let _: () = call(&self.conn, self.modem_path.as_str(), "org.freedesktop.ModemManager1.Modem", "Enable", &(true,)).await?;
+                let _: () = call(
+                    &self.conn,
+                    self.modem_path.as_str(),
+                    "org.freedesktop.ModemManager1.Modem",
+                    "Enable",
+                    &(true,),
+                )
+                .await?;
                 continue;
             }
             if t_init.elapsed() > Duration::from_secs(60) {
@@ -170,33 +206,57 @@ impl ModemRig {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         self.timings.enabled = t0.elapsed();
-        self.wait_for_messages(n_sms, Duration::from_secs(30)).await?;
+        self.wait_for_messages(n_sms, Duration::from_secs(30))
+            .await?;
         self.timings.messages_listed = t0.elapsed();
         Ok(())
     }
 
     fn mm_fail(&mut self, what: &str) -> crate::Error {
-        let log = self.dir.join(format!("ModemManager.{}.log", self.mm_starts));
+        let log = self
+            .dir
+            .join(format!("ModemManager.{}.log", self.mm_starts));
         format!("ModemManager: {what}\n{}", process::tail(&log, 3000)).into()
     }
 
     /// `Modem.State`.
     pub async fn modem_state(&self) -> Result<i32> {
-        let v: OwnedValue = call(&self.conn, self.modem_path.as_str(), "org.freedesktop.DBus.Properties", "Get", &("org.freedesktop.ModemManager1.Modem", "State")).await?;
+        let v: OwnedValue = call(
+            &self.conn,
+            self.modem_path.as_str(),
+            "org.freedesktop.DBus.Properties",
+            "Get",
+            &("org.freedesktop.ModemManager1.Modem", "State"),
+        )
+        .await?;
         Ok(i32::try_from(v)?)
     }
 
     /// Waits until `Messaging.List` shows at least `n` messages, none of them still
     /// arriving (State 2).
-    pub async fn wait_for_messages(&self, n: usize, timeout: Duration) -> Result<Vec<HashMap<String, OwnedValue>>> {
+    pub async fn wait_for_messages(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<HashMap<String, OwnedValue>>> {
         let t0 = Instant::now();
         loop {
             let all = self.messages().await?;
-            if all.len() >= n && all.iter().all(|p| p.get("State").and_then(|v| u32::try_from(v.try_clone().ok()?).ok()) != Some(2)) {
+            if all.len() >= n
+                && all.iter().all(|p| {
+                    p.get("State")
+                        .and_then(|v| u32::try_from(v.try_clone().ok()?).ok())
+                        != Some(2)
+                })
+            {
                 return Ok(all);
             }
             if t0.elapsed() > timeout {
-                return Err(format!("only {} of {n} SMS listed by ModemManager after {timeout:?}", all.len()).into());
+                return Err(format!(
+                    "only {} of {n} SMS listed by ModemManager after {timeout:?}",
+                    all.len()
+                )
+                .into());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -211,7 +271,16 @@ impl ModemRig {
     pub async fn messages(&self) -> Result<Vec<HashMap<String, OwnedValue>>> {
         let mut out = vec![];
         for p in self.sms_paths().await? {
-            out.push(call(&self.conn, p.as_str(), "org.freedesktop.DBus.Properties", "GetAll", &(SMS,)).await?);
+            out.push(
+                call(
+                    &self.conn,
+                    p.as_str(),
+                    "org.freedesktop.DBus.Properties",
+                    "GetAll",
+                    &(SMS,),
+                )
+                .await?,
+            );
         }
         Ok(out)
     }
@@ -220,7 +289,14 @@ impl ModemRig {
     pub async fn delete_all(&self) -> Result<usize> {
         let paths = self.sms_paths().await?;
         for p in &paths {
-            let _: () = call(&self.conn, self.modem_path.as_str(), MESSAGING, "Delete", &(p,)).await?;
+            let _: () = call(
+                &self.conn,
+                self.modem_path.as_str(),
+                MESSAGING,
+                "Delete",
+                &(p,),
+            )
+            .await?;
         }
         Ok(paths.len())
     }
@@ -231,7 +307,8 @@ impl ModemRig {
         let before = self.sms_paths().await?.len();
         let (modem, number, text) = (&self.modem, number.to_string(), text.to_string());
         tokio::task::block_in_place(|| modem.deliver(&number, &text, Duration::from_secs(15)))?;
-        self.wait_for_messages(before + 1, Duration::from_secs(15)).await?;
+        self.wait_for_messages(before + 1, Duration::from_secs(15))
+            .await?;
         Ok(())
     }
 
@@ -266,8 +343,19 @@ impl Drop for ModemRig {
 
 async fn modem_with_messaging(conn: &zbus::Connection) -> Result<Option<OwnedObjectPath>> {
     type Objects = HashMap<OwnedObjectPath, HashMap<String, HashMap<String, OwnedValue>>>;
-    let objs: Objects = call(conn, MM_PATH, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects", &()).await?;
-    let mut paths: Vec<OwnedObjectPath> = objs.into_iter().filter(|(_, i)| i.contains_key(MESSAGING)).map(|(p, _)| p).collect();
+    let objs: Objects = call(
+        conn,
+        MM_PATH,
+        "org.freedesktop.DBus.ObjectManager",
+        "GetManagedObjects",
+        &(),
+    )
+    .await?;
+    let mut paths: Vec<OwnedObjectPath> = objs
+        .into_iter()
+        .filter(|(_, i)| i.contains_key(MESSAGING))
+        .map(|(p, _)| p)
+        .collect();
     paths.sort_by(|a, b| a.as_str().cmp(b.as_str()));
     Ok(paths.into_iter().next())
 }
