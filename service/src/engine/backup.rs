@@ -137,7 +137,7 @@ impl Engine {
         for &class in classes {
             let settings = account.class(class);
             let mut cr = ClassReport::new("none");
-            match self.prepare_class(&name, account, class, settings, options, &phone_bus, ctx).await {
+            match self.prepare_class(account, class, settings, options, &phone_bus, ctx).await {
                 Ok(Some(run)) => runs.push(run),
                 Ok(None) => {
                     // Nothing changed since the last good session: no item read, no network.
@@ -222,7 +222,6 @@ impl Engine {
     /// Decide whether the class needs a session, and if so read and diff its items.
     async fn prepare_class(
         &self,
-        name: &str,
         account: &Account,
         class: DataClass,
         settings: ClassSettings,
@@ -230,6 +229,7 @@ impl Engine {
         phone_bus: &zbus::Connection,
         ctx: &JobContext,
     ) -> Result<Option<ClassRun>, EngineError> {
+        let name = &account.name();
         let mut sources = sources::open_sources(class, phone_bus).await.map_err(|e| EngineError::Source(e.to_string()))?;
         let state = self.with_store(|s| s.class_state(name, class))?;
         let has_state = state.as_ref().is_some_and(|st| {

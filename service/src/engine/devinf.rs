@@ -44,9 +44,7 @@ pub fn client_devinf(device_id: &str, stores: &[(DataClass, WireFormat)]) -> Dev
                 ct_caps: Vec::new(),
                 // two-way, slow, one-way and refresh from either side
                 sync_types: vec![1, 2, 3, 4, 5, 6, 7],
-                ..Default::default()
             })
             .collect(),
-        ..Default::default()
     }
 }
