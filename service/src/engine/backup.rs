@@ -145,6 +145,11 @@ impl Engine {
                     cr.settle();
                     report.classes.insert(class.to_string(), cr);
                 }
+                Err(EngineError::Unavailable(why)) if super::skippable(class) => {
+                    tracing::info!(job = ctx.id, %class, reason = %why, "class skipped: no store on this phone");
+                    cr.skip(why);
+                    report.classes.insert(class.to_string(), cr);
+                }
                 Err(e) => {
                     tracing::warn!(job = ctx.id, %class, error = %e, "class cannot be backed up");
                     cr.fail(e.kind(), e.to_string());
@@ -230,7 +235,7 @@ impl Engine {
         ctx: &JobContext,
     ) -> Result<Option<ClassRun>, EngineError> {
         let name = &account.name();
-        let mut sources = sources::open_sources(class, phone_bus).await.map_err(|e| EngineError::Source(e.to_string()))?;
+        let mut sources = sources::open_sources(class, phone_bus).await.map_err(super::source_error)?;
         let state = self.with_store(|s| s.class_state(name, class))?;
         let has_state = state.as_ref().is_some_and(|st| {
             st.server_url == account.server_url && st.remote_uri == settings.remote_uri && st.last_anchor.is_some()

@@ -36,6 +36,9 @@ pub enum EngineError {
     Session(syncml::session::SessionError),
     #[error("{0}")]
     Source(String),
+    /// The platform service of a class is not on this phone (no modem, ...).
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{0}")]
     Profile(#[from] ProfileError),
     #[error("the job was cancelled")]
@@ -65,7 +68,7 @@ impl EngineError {
                 }
             }
             EngineError::Session(e) => session_error_kind(e),
-            EngineError::Source(_) => ErrorKind::SourceUnavailable,
+            EngineError::Source(_) | EngineError::Unavailable(_) => ErrorKind::SourceUnavailable,
             EngineError::Profile(_) | EngineError::Internal(_) => ErrorKind::Internal,
             EngineError::Cancelled => ErrorKind::Cancelled,
             EngineError::MassDelete(_) => ErrorKind::MassDelete,
@@ -80,6 +83,20 @@ fn session_error_kind(e: &syncml::session::SessionError) -> ErrorKind {
         S::AuthenticationFailed { .. } => ErrorKind::AuthenticationFailed,
         _ => ErrorKind::ServerError,
     }
+}
+
+/// A source error as the engine sees it: a missing platform service is "unavailable".
+pub(crate) fn source_error(e: crate::sources::SourceError) -> EngineError {
+    match e {
+        crate::sources::SourceError::Unavailable { .. } => EngineError::Unavailable(e.to_string()),
+        other => EngineError::Source(other.to_string()),
+    }
+}
+
+/// Whether a class whose platform service is missing is skipped (a phone without a modem has
+/// no SMS) rather than failed (a phone without evolution-data-server is broken).
+pub(crate) fn skippable(class: DataClass) -> bool {
+    matches!(class, DataClass::Sms)
 }
 
 /// What jobs tell the outside world.

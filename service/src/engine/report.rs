@@ -74,6 +74,8 @@ impl ErrorKind {
 pub enum Outcome {
     Running,
     Succeeded,
+    /// The class has no store on this phone (e.g. no modem for `sms`): nothing to do, no failure.
+    Skipped,
     Partial,
     Failed,
     Cancelled,
@@ -83,6 +85,7 @@ impl Outcome {
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Running => "running",
+            Outcome::Skipped => "skipped",
             Outcome::Succeeded => "succeeded",
             Outcome::Partial => "partial",
             Outcome::Failed => "failed",
@@ -137,6 +140,12 @@ impl ClassReport {
         self.errors.push(message);
     }
 
+    /// The class has no store on this phone.
+    pub fn skip(&mut self, why: String) {
+        self.state = Outcome::Skipped;
+        self.errors.push(why);
+    }
+
     /// Settle the state of a class whose session succeeded.
     pub fn settle(&mut self) {
         if self.state != Outcome::Running {
@@ -177,7 +186,7 @@ impl JobReport {
     /// The job's state from its classes: all succeeded → succeeded; all failed → failed;
     /// cancelled wins; anything else → partial. The job error is the first class error.
     pub fn settle(&mut self) {
-        let states: Vec<Outcome> = self.classes.values().map(|c| c.state).collect();
+        let states: Vec<Outcome> = self.classes.values().map(|c| c.state).filter(|s| *s != Outcome::Skipped).collect();
         self.state = if states.contains(&Outcome::Cancelled) {
             Outcome::Cancelled
         } else if states.is_empty() || states.iter().all(|s| *s == Outcome::Succeeded) {
@@ -233,6 +242,7 @@ mod tests {
         assert_eq!(j.state, Outcome::Partial);
         assert_eq!(j.error, "org.imsync.Error.Network: down");
         assert_eq!(job(&[Outcome::Cancelled, Outcome::Failed]).state, Outcome::Cancelled);
+        assert_eq!(job(&[Outcome::Succeeded, Outcome::Skipped]).state, Outcome::Succeeded);
     }
 
     #[test]

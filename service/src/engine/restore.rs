@@ -151,7 +151,10 @@ impl Engine {
                 }
                 Err(e) => {
                     let mut cr = ClassReport::new("none");
-                    cr.fail(ErrorKind::SourceUnavailable, e.to_string());
+                    match super::source_error(e) {
+                        EngineError::Unavailable(why) if super::skippable(class) => cr.skip(why),
+                        e => cr.fail(ErrorKind::SourceUnavailable, e.to_string()),
+                    }
                     report.classes.insert(class.to_string(), cr);
                 }
             }

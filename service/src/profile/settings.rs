@@ -38,7 +38,7 @@ impl ClassSettings {
 
 /// Whether this build has a phone-side source for the class.
 pub fn class_has_source(class: DataClass) -> bool {
-    matches!(class, DataClass::Contacts | DataClass::Calendar | DataClass::Tasks | DataClass::Notes)
+    matches!(class, DataClass::Contacts | DataClass::Calendar | DataClass::Tasks | DataClass::Notes | DataClass::Sms)
 }
 
 /// One IM account and its sync configuration (the password lives in the secret store).
