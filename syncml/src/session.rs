@@ -108,6 +108,10 @@ pub const CONTENT_TYPE_XML: &str = xml::CONTENT_TYPE;
 /// HTTP Content-Type of WBXML messages.
 pub const CONTENT_TYPE_WBXML: &str = codec::wbxml::CONTENT_TYPE;
 
+/// Longest RespURI we follow (a longer one is hostile: it would be repeated
+/// in every message's header).
+pub const MAX_RESP_URI: usize = 2048;
+
 /// Smallest large-object chunk we start in a message (else: next message).
 const MIN_CHUNK: u64 = 256;
 
@@ -1025,7 +1029,22 @@ impl ClientSession {
 
     fn process_message(&mut self, msg: Message) {
         let hdr = &msg.hdr;
+        if hdr.session_id.trim() != self.cfg.session_id.trim() {
+            // Statuses of another session must never be taken for ours.
+            let got: String = hdr.session_id.chars().take(64).collect();
+            self.fail(SessionError::Protocol(format!("server answered with SessionID {got:?}, ours is {:?}", self.cfg.session_id)));
+            return;
+        }
         if let Some(r) = &hdr.resp_uri {
+            let http = |u: &str| {
+                let l = u.get(..8).unwrap_or(u).to_ascii_lowercase();
+                l.starts_with("http://") || l.starts_with("https://")
+            };
+            if !http(r) || r.len() > MAX_RESP_URI || r.chars().any(|c| c.is_control() || c == ' ') {
+                let shown: String = r.chars().take(100).collect();
+                self.fail(SessionError::Protocol(format!("server's RespURI {shown:?} ({} bytes) is not a usable HTTP(S) URL", r.len())));
+                return;
+            }
             let https = |u: &str| u.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("https://"));
             if https(&self.url) && !https(r) {
                 // Never leave TLS because the server says so.
@@ -1071,7 +1090,7 @@ impl ClientSession {
                             }
                             return;
                         }
-                        st if st >= 300 => {
+                        st if !(100..300).contains(&st) => {
                             self.fail(SessionError::ServerError { status: st, cmd: "SyncHdr".into() });
                             return;
                         }
@@ -1513,6 +1532,13 @@ impl ClientSession {
                 }
                 if item.more_data {
                     let declared_size = item.meta.as_ref().and_then(|m| m.size).or(cmd_size);
+                    if declared_size.is_some_and(|sz| sz > u64::from(self.cfg.max_obj_size)) {
+                        self.warn(format!("chunked item {server_id} announces {} bytes, more than our MaxObjSize; answered 413", declared_size.unwrap_or(0)));
+                        if respond_cmd {
+                            self.statuses.push_back(QueuedStatus::Ready(Status { data: 413, ..template }));
+                        }
+                        continue;
+                    }
                     self.chunk = Some(ChunkBuf {
                         store: idx,
                         kind,
@@ -1524,6 +1550,14 @@ impl ClientSession {
                     });
                     if respond_cmd {
                         self.statuses.push_back(QueuedStatus::Ready(Status { data: 213, ..template }));
+                    }
+                    continue;
+                }
+                if data.len() as u64 > u64::from(self.cfg.max_obj_size) {
+                    // Not chunked, yet bigger than what we announced we accept.
+                    self.warn(format!("item {server_id} of {} bytes exceeds our MaxObjSize; answered 413", data.len()));
+                    if respond_cmd {
+                        self.statuses.push_back(QueuedStatus::Ready(Status { data: 413, ..template }));
                     }
                     continue;
                 }

@@ -39,6 +39,8 @@ pub enum DecodeError {
     InvalidUtf8 { position: u64, element: String },
     #[error("unexpected content after the root element at byte {position}")]
     TrailingContent { position: u64 },
+    #[error("root element <{element}> is in namespace {namespace:?}, not a SyncML one (SYNCML:...)")]
+    WrongNamespace { element: String, namespace: String },
     #[error("root element is <{found}>, expected <{expected}>")]
     WrongRoot { found: String, expected: &'static str },
     #[error("<{parent}> at byte {position} lacks required <{element}>")]

@@ -1,6 +1,9 @@
 //! SyncML XML encoding (`application/vnd.syncml+xml`) with quick-xml.
 //!
-//! Decoding is tolerant: namespaces (and their case) are not checked, unknown
+//! Decoding is tolerant: namespaces (and their case) are not checked, except
+//! that a root element declaring a namespace must declare a SyncML one
+//! (`SYNCML:…`, any case: a document of another vocabulary is not a SyncML
+//! message, whatever its element names), unknown
 //! elements are skipped by the model mapping, comments/PIs/DOCTYPE are ignored.
 //! It is also bounded: nesting deeper than [`super::MAX_DEPTH`] is rejected,
 //! and no input makes it panic.
@@ -44,6 +47,25 @@ pub fn encoded_command_len(cmd: &Command) -> usize {
     out.len()
 }
 
+/// The root element's namespace (default, or that of its prefix), when it
+/// declares one, must be a SyncML namespace (`SYNCML:SYNCML1.2`, `syncml:devinf`, ...).
+fn check_root_namespace(s: &quick_xml::events::BytesStart<'_>, name: &str) -> Result<(), DecodeError> {
+    let qname = s.name();
+    let key: Vec<u8> = match qname.prefix() {
+        Some(p) => [b"xmlns:".as_slice(), p.as_ref()].concat(),
+        None => b"xmlns".to_vec(),
+    };
+    for a in s.attributes().with_checks(false).flatten() {
+        if a.key.as_ref() == key.as_slice() {
+            let v = String::from_utf8_lossy(&a.value).into_owned();
+            if !v.trim().get(..7).is_some_and(|p| p.eq_ignore_ascii_case("syncml:")) {
+                return Err(DecodeError::WrongNamespace { element: name.to_string(), namespace: v.chars().take(200).collect() });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Parse XML into an element tree (root element returned).
 pub fn parse_tree(input: &[u8]) -> Result<Element, DecodeError> {
     let mut reader = Reader::from_reader(input);
@@ -69,6 +91,9 @@ pub fn parse_tree(input: &[u8]) -> Result<Element, DecodeError> {
             }
             XmlEvent::Start(s) => {
                 let name = element_name(s.local_name().as_ref(), pos)?;
+                if stack.is_empty() {
+                    check_root_namespace(&s, &name)?;
+                }
                 if stack.len() >= MAX_DEPTH {
                     return Err(DecodeError::TooDeep { position: pos, element: name, max: MAX_DEPTH });
                 }
@@ -76,6 +101,9 @@ pub fn parse_tree(input: &[u8]) -> Result<Element, DecodeError> {
             }
             XmlEvent::Empty(s) => {
                 let name = element_name(s.local_name().as_ref(), pos)?;
+                if stack.is_empty() {
+                    check_root_namespace(&s, &name)?;
+                }
                 if stack.len() >= MAX_DEPTH {
                     return Err(DecodeError::TooDeep { position: pos, element: name, max: MAX_DEPTH });
                 }
