@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::migrations::MIGRATIONS;
+use super::roster::{self, RosterEntry};
 use super::settings::{Account, ClassSettings};
 use super::ProfileError;
 use crate::class::DataClass;
@@ -144,7 +145,8 @@ impl Store {
         Ok(id)
     }
 
-    fn account_id(&self, name: &str) -> Result<Option<i64>, ProfileError> {
+    /// The row id of the account `name` (its D-Bus object is `/org/imsync/Sync1/Account/<id>`).
+    pub fn account_id(&self, name: &str) -> Result<Option<i64>, ProfileError> {
         Ok(self.conn.query_row("SELECT id FROM accounts WHERE name = ?1", [name], |r| r.get(0)).optional()?)
     }
 
@@ -153,6 +155,11 @@ impl Store {
     }
 
     pub fn accounts(&self) -> Result<Vec<Account>, ProfileError> {
+        Ok(self.accounts_with_ids()?.into_iter().map(|(_, a)| a).collect())
+    }
+
+    /// Every account with its row id, oldest first.
+    pub fn accounts_with_ids(&self) -> Result<Vec<(i64, Account)>, ProfileError> {
         let mut stmt = self.conn.prepare(
             "SELECT id, protocol, im_id, display_name, server_url, username, is_default, server_cert_sha256 FROM accounts ORDER BY id",
         )?;
@@ -184,9 +191,14 @@ impl Store {
                 };
                 a.classes.insert(class, ClassSettings { remote_uri: uri, mode, enabled });
             }
-            out.push(a);
+            out.push((id, a));
         }
         Ok(out)
+    }
+
+    /// The account with row id `id`.
+    pub fn account_by_id(&self, id: i64) -> Result<Option<Account>, ProfileError> {
+        Ok(self.accounts_with_ids()?.into_iter().find(|(i, _)| *i == id).map(|(_, a)| a))
     }
 
     pub fn account(&self, name: &str) -> Result<Option<Account>, ProfileError> {
@@ -201,11 +213,14 @@ impl Store {
     }
 
     /// Create or update an account (identity, settings; never the password). The first
-    /// account of the installation becomes the default.
-    pub fn save_account(&mut self, a: &Account) -> Result<(), ProfileError> {
+    /// account of the installation becomes the default. Returns the account's row id.
+    pub fn save_account(&mut self, a: &Account) -> Result<i64, ProfileError> {
         let tx = self.conn.transaction()?;
         let t = now();
         let count: i64 = tx.query_row("SELECT count(*) FROM accounts", [], |r| r.get(0))?;
+        let old_display_name: Option<String> = tx
+            .query_row("SELECT display_name FROM accounts WHERE name = ?1", [a.name()], |r| r.get(0))
+            .optional()?;
         tx.execute(
             "INSERT INTO accounts (name, protocol, im_id, display_name, server_url, username, is_default, created_at, updated_at,
                  server_cert_sha256)
@@ -226,6 +241,10 @@ impl Store {
             ],
         )?;
         let id: i64 = tx.query_row("SELECT id FROM accounts WHERE name = ?1", [a.name()], |r| r.get(0))?;
+        if old_display_name.is_some_and(|old| old != a.display_name) {
+            // the display name is backed up with the roster
+            tx.execute("UPDATE accounts SET roster_revision = roster_revision + 1 WHERE id = ?1", [id])?;
+        }
         for (class, cs) in &a.classes {
             tx.execute(
                 "INSERT INTO class_settings (account_id, class, remote_uri, mode, enabled) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -234,6 +253,103 @@ impl Store {
                 params![id, class.as_str(), cs.remote_uri, cs.mode.as_str(), cs.enabled],
             )?;
         }
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Make `name` the default account (and no other).
+    pub fn set_default(&mut self, name: &str) -> Result<(), ProfileError> {
+        let id = self.require_account_id(name)?;
+        self.conn.execute("UPDATE accounts SET is_default = (id = ?1)", [id])?;
+        Ok(())
+    }
+
+    /// Forget the account `name` with its settings, sync state, tracked items and roster (the
+    /// job history keeps its entries). If it was the default, the oldest remaining account
+    /// becomes the default. Returns whether it existed.
+    pub fn remove_account(&mut self, name: &str) -> Result<bool, ProfileError> {
+        let tx = self.conn.transaction()?;
+        let was_default: Option<bool> =
+            tx.query_row("SELECT is_default FROM accounts WHERE name = ?1", [name], |r| r.get(0)).optional()?;
+        let Some(was_default) = was_default else { return Ok(false) };
+        tx.execute("DELETE FROM accounts WHERE name = ?1", [name])?;
+        if was_default {
+            tx.execute("UPDATE accounts SET is_default = 1 WHERE id = (SELECT min(id) FROM accounts)", [])?;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// The account's roster, ordered by IM id.
+    pub fn roster(&self, account: &str) -> Result<Vec<RosterEntry>, ProfileError> {
+        let id = self.require_account_id(account)?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT im_id, name, groups, subscription FROM roster WHERE account_id = ?1 ORDER BY im_id")?;
+        let rows = stmt
+            .query_map([id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows
+            .into_iter()
+            .map(|(im_id, name, groups, sub)| RosterEntry {
+                im_id,
+                name,
+                groups: roster::normalise_groups(serde_json::from_str::<Vec<String>>(&groups).unwrap_or_default()),
+                subscription: sub.parse().unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// The roster's revision: a counter bumped on every change of the roster or of the
+    /// account's display name.
+    pub fn roster_revision(&self, account: &str) -> Result<u64, ProfileError> {
+        let rev: i64 =
+            self.conn.query_row("SELECT roster_revision FROM accounts WHERE name = ?1", [account], |r| r.get(0)).optional()?.ok_or_else(
+                || ProfileError::NoSuchAccount(account.to_string()),
+            )?;
+        Ok(rev as u64)
+    }
+
+    /// Replace the whole roster with `entries` (unique IM ids). Returns how many entries were
+    /// added, changed and removed; the revision moves only if something changed.
+    pub fn set_roster(&mut self, account: &str, entries: &[RosterEntry]) -> Result<(usize, usize, usize), ProfileError> {
+        let old: std::collections::HashMap<String, RosterEntry> =
+            self.roster(account)?.into_iter().map(|e| (e.im_id.clone(), e)).collect();
+        let new_ids: std::collections::HashSet<&str> = entries.iter().map(|e| e.im_id.as_str()).collect();
+        let upserts: Vec<RosterEntry> = entries.iter().filter(|e| old.get(&e.im_id) != Some(*e)).cloned().collect();
+        let added = upserts.iter().filter(|e| !old.contains_key(&e.im_id)).count();
+        let removals: Vec<String> = old.keys().filter(|k| !new_ids.contains(k.as_str())).cloned().collect();
+        let counts = (added, upserts.len() - added, removals.len());
+        self.change_roster(account, &upserts, &removals)?;
+        Ok(counts)
+    }
+
+    /// Add or replace `upserts` and remove the entries `removals` (IM ids), in one
+    /// transaction; bumps the revision if anything is given.
+    pub fn change_roster(&mut self, account: &str, upserts: &[RosterEntry], removals: &[String]) -> Result<(), ProfileError> {
+        if upserts.is_empty() && removals.is_empty() {
+            return Ok(());
+        }
+        let id = self.require_account_id(account)?;
+        let tx = self.conn.transaction()?;
+        {
+            let mut up = tx.prepare_cached(
+                "INSERT INTO roster (account_id, im_id, name, groups, subscription) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(account_id, im_id) DO UPDATE SET name = excluded.name, groups = excluded.groups,
+                     subscription = excluded.subscription",
+            )?;
+            for e in upserts {
+                let groups = serde_json::to_string(&e.groups).map_err(|e| ProfileError::Schema(e.to_string()))?;
+                up.execute(params![id, e.im_id, e.name, groups, e.subscription.as_str()])?;
+            }
+            let mut del = tx.prepare_cached("DELETE FROM roster WHERE account_id = ?1 AND im_id = ?2")?;
+            for r in removals {
+                del.execute(params![id, r])?;
+            }
+        }
+        tx.execute("UPDATE accounts SET roster_revision = roster_revision + 1 WHERE id = ?1", [id])?;
         tx.commit()?;
         Ok(())
     }
@@ -462,6 +578,51 @@ mod tests {
     }
 
     #[test]
+    fn roster_revision_moves_only_on_changes() {
+        use crate::profile::roster::{RosterEntry, Subscription};
+        let (mut s, name) = store_with_account();
+        assert_eq!(s.roster_revision(&name).unwrap(), 0);
+        let entries = vec![
+            RosterEntry::new("bob@x", "Bob", &["Work"], Subscription::Both),
+            RosterEntry::new("carol@x", "", &[], Subscription::To),
+        ];
+        assert_eq!(s.set_roster(&name, &entries).unwrap(), (2, 0, 0));
+        assert_eq!(s.roster_revision(&name).unwrap(), 1);
+        assert_eq!(s.roster(&name).unwrap(), entries);
+        assert_eq!(s.set_roster(&name, &entries).unwrap(), (0, 0, 0));
+        assert_eq!(s.roster_revision(&name).unwrap(), 1, "unchanged roster, same revision");
+        let changed = vec![RosterEntry::new("bob@x", "Robert", &["Work"], Subscription::Both)];
+        assert_eq!(s.set_roster(&name, &changed).unwrap(), (0, 1, 1));
+        assert_eq!(s.roster_revision(&name).unwrap(), 2);
+        // the display name travels with the roster
+        let mut a = s.account(&name).unwrap().unwrap();
+        a.display_name = "Alice".into();
+        s.save_account(&a).unwrap();
+        assert_eq!(s.roster_revision(&name).unwrap(), 3);
+        s.save_account(&a).unwrap();
+        assert_eq!(s.roster_revision(&name).unwrap(), 3);
+    }
+
+    #[test]
+    fn default_moves_and_removal_forgets_everything() {
+        let (mut s, name) = store_with_account();
+        let b = Account::new("matrix", "@bob:example.org");
+        let bid = s.save_account(&b).unwrap();
+        s.set_roster(&b.name(), &[crate::profile::RosterEntry::new("x", "", &[], Default::default())]).unwrap();
+        s.set_default(&b.name()).unwrap();
+        assert_eq!(s.default_account().unwrap().unwrap().name(), b.name());
+        assert!(!s.account(&name).unwrap().unwrap().is_default);
+        assert_eq!(s.account_by_id(bid).unwrap().unwrap().name(), b.name());
+        assert!(s.remove_account(&b.name()).unwrap());
+        assert!(!s.remove_account(&b.name()).unwrap());
+        let left = s.default_account().unwrap().unwrap();
+        assert_eq!(left.name(), name);
+        assert!(left.is_default, "the oldest remaining account becomes the default");
+        let rows: i64 = s.conn.query_row("SELECT count(*) FROM roster", [], |r| r.get(0)).unwrap();
+        assert_eq!(rows, 0);
+    }
+
+    #[test]
     fn first_account_is_default_and_device_id_is_stable() {
         let (mut s, name) = store_with_account();
         let b = Account::new("matrix", "@bob:example.org");
@@ -520,6 +681,49 @@ mod tests {
         assert_eq!(h.iter().map(|j| j.id).collect::<Vec<_>>(), vec![j2, j1]);
         assert_eq!(h[0].state, "failed");
         assert_eq!(s.last_backup().unwrap().unwrap().id, j2);
+    }
+
+    /// A database written by schema version 1 (the first release) is migrated without losing
+    /// accounts, class settings, anchors, tracked items or history.
+    #[test]
+    fn upgrades_a_version_1_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute_batch(
+                "INSERT INTO installation VALUES ('device_id', 'imsync-00112233aabbccdd');
+                 INSERT INTO accounts (id, name, protocol, im_id, display_name, server_url, username, is_default,
+                     server_nonce, created_at, updated_at)
+                 VALUES (7, 'xmpp:old@example.org', 'xmpp', 'old@example.org', 'Old', 'http://srv/sync', 'old', 1,
+                     'bm9uY2U=', 1, 1);
+                 INSERT INTO class_settings VALUES (7, 'contacts', 'card', 'two-way', 1);
+                 INSERT INTO sync_state (account_id, class, server_url, remote_uri, last_anchor, source_revisions)
+                 VALUES (7, 'contacts', 'http://srv/sync', 'card', '1700000000', '{\"eds:system-address-book\":\"r(5)\"}');
+                 INSERT INTO items VALUES (7, 'contacts', 1, 'eds:system-address-book', 'pas-id-1', x'0102');
+                 INSERT INTO luid_counters VALUES (7, 'contacts', 2);
+                 INSERT INTO jobs (account, kind, state, started_at, finished_at, report)
+                 VALUES ('xmpp:old@example.org', 'backup', 'succeeded', 1, 2, '{}');",
+            )
+            .unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.schema_version().unwrap(), Store::SCHEMA_VERSION);
+        assert_eq!(s.device_id().unwrap(), "imsync-00112233aabbccdd");
+        let a = s.default_account().unwrap().unwrap();
+        assert_eq!((a.name().as_str(), a.display_name.as_str(), a.server_url.as_str()), ("xmpp:old@example.org", "Old", "http://srv/sync"));
+        let cs = a.class(DataClass::Contacts);
+        assert_eq!((cs.remote_uri.as_str(), cs.mode.as_str(), cs.enabled), ("card", "two-way", true));
+        let st = s.class_state("xmpp:old@example.org", DataClass::Contacts).unwrap().unwrap();
+        assert_eq!(st.last_anchor.as_deref(), Some("1700000000"));
+        assert_eq!(st.source_revisions["eds:system-address-book"], "r(5)");
+        assert_eq!(s.tracked_items("xmpp:old@example.org", DataClass::Contacts).unwrap().len(), 1);
+        assert_eq!(s.next_luid("xmpp:old@example.org", DataClass::Contacts).unwrap(), 2);
+        assert_eq!(s.server_nonce("xmpp:old@example.org").unwrap().as_deref(), Some("bm9uY2U="));
+        assert_eq!(s.history(10).unwrap().len(), 1);
+        assert_eq!(s.integrity_check().unwrap(), "ok");
     }
 
     #[test]
