@@ -37,6 +37,9 @@ pub enum Command {
         #[arg(long, default_value_t = 10)]
         max: u32,
     },
+    /// Set up an account's sync settings from an operator's OMA Client Provisioning document
+    /// (XML, APPLICATION w5); the account is created if it does not exist.
+    Provision(ProvisionArgs),
     /// Cancel a running job (the newest running one if no path is given).
     Cancel {
         /// Job object path, e.g. /org/imsync/Sync1/Job/3.
@@ -92,6 +95,18 @@ pub struct BackupArgs {
     /// Make the server's copy equal to the phone: items only the server holds are deleted there.
     #[arg(long)]
     pub replace_server: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ProvisionArgs {
+    /// The provisioning document (XML); `-` reads standard input.
+    pub file: std::path::PathBuf,
+    /// Account `<protocol>:<im_id>` (default: the default account).
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Back a newly created account up right away (a slow sync: nothing on the server is deleted).
+    #[arg(long)]
+    pub auto_backup: bool,
 }
 
 pub const EXIT_OK: u8 = 0;
@@ -214,6 +229,26 @@ pub async fn run(cli: Cli) -> Result<u8, String> {
                 for r in &h {
                     print_report(r);
                 }
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Provision(p) => {
+            let document = if p.file.as_os_str() == "-" {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s).map_err(|e| format!("cannot read the document: {e}"))?;
+                s
+            } else {
+                std::fs::read_to_string(&p.file).map_err(|e| format!("cannot read {}: {e}", p.file.display()))?
+            };
+            let account = p.account.as_deref().unwrap_or("");
+            if p.auto_backup {
+                let opts: HashMap<&str, Value<'_>> = HashMap::from([("auto_backup", true.into())]);
+                sync.import_provisioning_with(account, &document, opts).await.map_err(err)?;
+            } else {
+                sync.import_provisioning(account, &document).await.map_err(err)?;
+            }
+            if !cli.json {
+                println!("account provisioned");
             }
             Ok(EXIT_OK)
         }

@@ -14,6 +14,16 @@ pub trait Sync1 {
     fn backup_with(&self, options: HashMap<&str, zbus::zvariant::Value<'_>>) -> zbus::Result<OwnedObjectPath>;
     fn restore(&self, classes: &[&str]) -> zbus::Result<OwnedObjectPath>;
     fn get_history(&self, max: u32) -> zbus::Result<Vec<Dict>>;
+    fn list_accounts(&self) -> zbus::Result<Vec<OwnedObjectPath>>;
+    fn set_roster(&self, account: &str, entries: &[HashMap<&str, zbus::zvariant::Value<'_>>]) -> zbus::Result<()>;
+    fn get_roster(&self, account: &str) -> zbus::Result<Vec<Dict>>;
+    fn import_provisioning(&self, account: &str, document: &str) -> zbus::Result<()>;
+    fn import_provisioning_with(
+        &self,
+        account: &str,
+        document: &str,
+        options: HashMap<&str, zbus::zvariant::Value<'_>>,
+    ) -> zbus::Result<()>;
     #[zbus(property)]
     fn jobs(&self) -> zbus::Result<Vec<OwnedObjectPath>>;
     #[zbus(property)]

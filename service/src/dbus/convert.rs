@@ -6,7 +6,7 @@ use zbus::zvariant::{OwnedValue, Value};
 
 use crate::engine::report::{ClassReport, JobReport};
 use crate::profile::store::JobRecord;
-use crate::profile::{Account, SettingValue};
+use crate::profile::{Account, RosterEntry, SettingValue};
 
 pub type Dict = HashMap<String, OwnedValue>;
 
@@ -17,6 +17,9 @@ pub fn settings_from_dbus(map: &Dict) -> BTreeMap<String, SettingValue> {
             let sv = match &**v {
                 Value::Str(s) => SettingValue::Str(s.as_str().to_string()),
                 Value::Bool(b) => SettingValue::Bool(*b),
+                Value::Array(a) if a.element_signature() == "s" => SettingValue::StrList(
+                    a.iter().filter_map(|x| if let Value::Str(s) = x { Some(s.as_str().to_string()) } else { None }).collect(),
+                ),
                 other => SettingValue::Other { type_name: other.value_signature().to_string() },
             };
             (k.clone(), sv)
@@ -47,11 +50,29 @@ pub fn account_to_dbus(a: &Account, has_password: bool) -> Dict {
     put("server_cert_sha256", Value::from(a.server_cert_sha256.as_str()));
     put("has_password", Value::from(has_password));
     put("is_default", Value::from(a.is_default));
-    for (class, cs) in &a.classes {
-        put(&format!("{class}.uri"), Value::from(cs.remote_uri.as_str()));
-        put(&format!("{class}.mode"), Value::from(cs.mode.as_str()));
-        put(&format!("{class}.enabled"), Value::from(cs.enabled));
+    d.extend(classes_to_dbus(a));
+    d
+}
+
+/// Per class C: `C.uri`, `C.mode`, `C.enabled`.
+pub fn classes_to_dbus(a: &Account) -> Dict {
+    let mut d: Dict = HashMap::new();
+    for class in crate::class::DataClass::ALL {
+        let cs = a.class(class);
+        d.insert(format!("{class}.uri"), owned(Value::from(cs.remote_uri.as_str())));
+        d.insert(format!("{class}.mode"), owned(Value::from(cs.mode.as_str())));
+        d.insert(format!("{class}.enabled"), owned(Value::from(cs.enabled)));
     }
+    d
+}
+
+/// One roster entry: `im_id`, `name`, `groups`, `subscription`.
+pub fn roster_entry_to_dbus(e: &RosterEntry) -> Dict {
+    let mut d: Dict = HashMap::new();
+    d.insert("im_id".into(), owned(Value::from(e.im_id.as_str())));
+    d.insert("name".into(), owned(Value::from(e.name.as_str())));
+    d.insert("groups".into(), owned(Value::from(e.groups.clone())));
+    d.insert("subscription".into(), owned(Value::from(e.subscription.as_str())));
     d
 }
 

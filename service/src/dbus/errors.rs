@@ -11,6 +11,8 @@ pub enum Error {
     ZBus(zbus::Error),
     /// An argument is malformed: unknown key, wrong type, bad URL, unknown mode or class.
     InvalidArgs(String),
+    /// An OMA Client Provisioning document cannot be used (the message names the problem).
+    InvalidProvisioning(String),
     /// No account is set up, or the account lacks a server or credentials.
     NotConfigured(String),
     /// The named account does not exist.

@@ -3,8 +3,12 @@
 //!
 //! - `/org/imsync/Sync1`, interface `org.imsync.Sync1` ([`Sync1`]);
 //! - `/org/imsync/Sync1/Job/N`, interface `org.imsync.Job1` ([`Job1`]), kept on the bus for
-//!   a while after the job finished so that late subscribers can read the outcome.
+//!   a while after the job finished so that late subscribers can read the outcome;
+//! - `/org/imsync/Sync1/Account/N`, interface `org.imsync.Account1` ([`account::Account1`]),
+//!   one per IM account;
+//! - `org.freedesktop.DBus.ObjectManager` on `/org/imsync/Sync1`, announcing accounts and jobs.
 
+pub mod account;
 pub mod client;
 pub mod convert;
 pub mod errors;
@@ -23,7 +27,7 @@ use zbus::zvariant::{OwnedObjectPath, Value};
 use crate::class::DataClass;
 use crate::engine::restore::RestoreMode;
 use crate::engine::{BackupOptions, Engine, Job, JobEvent, JobKind};
-use crate::profile::{Account, AccountUpdate, Password, Secrets, Store};
+use crate::profile::{AccountUpdate, Secrets, SettingValue, Store};
 use convert::Dict;
 pub use errors::Error;
 
@@ -55,7 +59,7 @@ impl Shared {
     }
 
     /// Only processes of our own Unix user may use the service.
-    async fn check_caller(&self, conn: &zbus::Connection, hdr: &Header<'_>) -> Result<(), Error> {
+    pub(crate) async fn check_caller(&self, conn: &zbus::Connection, hdr: &Header<'_>) -> Result<(), Error> {
         self.touch();
         let Some(sender) = hdr.sender() else { return Ok(()) }; // peer-to-peer: no bus
         let dbus = zbus::fdo::DBusProxy::new(conn).await?;
@@ -70,7 +74,7 @@ impl Shared {
         Ok(())
     }
 
-    fn store<T>(&self, f: impl FnOnce(&mut Store) -> Result<T, crate::profile::ProfileError>) -> Result<T, Error> {
+    pub(crate) fn store<T>(&self, f: impl FnOnce(&mut Store) -> Result<T, crate::profile::ProfileError>) -> Result<T, Error> {
         let mut s = self.store.lock().map_err(|_| Error::Internal("state store lock poisoned".into()))?;
         Ok(f(&mut s)?)
     }
@@ -100,71 +104,112 @@ fn parse_classes(key: &str, v: &Value<'_>) -> Result<Vec<DataClass>, Error> {
     Ok(out)
 }
 
+/// Create (or find) a job and put its object on the bus before it starts.
+pub(crate) async fn start_job(
+    shared: &Shared,
+    server: &zbus::ObjectServer,
+    kind: JobKind,
+    account: Option<&str>,
+    classes: Option<Vec<DataClass>>,
+) -> Result<OwnedObjectPath, Error> {
+    let (job, new) = shared.engine.create_job(kind, account, classes)?;
+    let path = job_path(job.id);
+    if new {
+        server.at(&path, Job1 { job: Arc::clone(&job) }).await?;
+        shared.engine.spawn(job);
+        let sync = server.interface::<_, Sync1>(OBJECT_PATH).await?;
+        sync.get().await.jobs_changed(sync.signal_emitter()).await?;
+    }
+    Ok(path)
+}
+
 impl Sync1 {
-    /// Create (or find) a backup job and put its object on the bus before it starts.
     async fn start_backup(
         &self,
         server: &zbus::ObjectServer,
-        emitter: &SignalEmitter<'_>,
         account: Option<&str>,
         classes: Option<Vec<DataClass>>,
         options: BackupOptions,
     ) -> Result<OwnedObjectPath, Error> {
-        self.start_job(server, emitter, JobKind::Backup(options), account, classes).await
+        start_job(&self.shared, server, JobKind::Backup(options), account, classes).await
     }
 
     async fn start_job(
         &self,
         server: &zbus::ObjectServer,
-        emitter: &SignalEmitter<'_>,
         kind: JobKind,
         account: Option<&str>,
         classes: Option<Vec<DataClass>>,
     ) -> Result<OwnedObjectPath, Error> {
-        let (job, new) = self.shared.engine.create_job(kind, account, classes)?;
-        let path = job_path(job.id);
-        if new {
-            server.at(&path, Job1 { job: Arc::clone(&job) }).await?;
-            self.shared.engine.spawn(job);
-            self.jobs_changed(emitter).await?;
+        start_job(&self.shared, server, kind, account, classes).await
+    }
+
+    /// `account` of the roster and provisioning methods: `<protocol>:<im_id>` of an existing
+    /// account, or empty for the default account.
+    fn existing_account(&self, account: &str) -> Result<String, Error> {
+        if account.is_empty() {
+            return Ok(self
+                .shared
+                .store(|s| s.default_account())?
+                .ok_or_else(|| Error::NotConfigured("no account is set up yet: call SetAccount first".into()))?
+                .name());
         }
-        Ok(path)
+        match self.shared.store(|s| s.account(account))? {
+            Some(a) => Ok(a.name()),
+            None => Err(Error::NoSuchAccount(format!("no account named '{account}'"))),
+        }
+    }
+
+    async fn import_provisioning_impl(
+        &self,
+        conn: &zbus::Connection,
+        server: &zbus::ObjectServer,
+        account: &str,
+        document: &str,
+        options: HashMap<String, SettingValue>,
+    ) -> Result<(), Error> {
+        // the account named, or the default one; created if it does not exist
+        let (protocol, im_id) = if account.is_empty() {
+            let a = self
+                .shared
+                .store(|s| s.default_account())?
+                .ok_or_else(|| Error::NotConfigured("no account is set up yet: name the account to provision".into()))?;
+            (a.protocol, a.im_id)
+        } else {
+            crate::profile::settings::parse_account_name(account)?
+        };
+        let prov = crate::profile::provisioning::parse(document).map_err(|e| Error::InvalidProvisioning(e.to_string()))?;
+        let mut settings = prov.settings();
+        settings.insert("protocol".into(), SettingValue::Str(protocol));
+        settings.insert("im_id".into(), SettingValue::Str(im_id));
+        settings.extend(options);
+        let update = AccountUpdate::parse(&settings)?;
+        let saved = account::save_account(&self.shared, conn, server, None, update).await?;
+        tracing::info!(
+            account = %saved.name, created = saved.created, profile = ?prov.profile_name, server_url = %prov.server_url,
+            classes = ?prov.resources.iter().map(|r| format!("{}={}", r.class, r.uri)).collect::<Vec<_>>(),
+            credentials = prov.username.is_some(), auto_backup_job = ?saved.job.as_ref().map(|j| j.as_str()),
+            "account provisioned from an OMA CP document"
+        );
+        Ok(())
     }
 }
 
 #[zbus::interface(name = "org.imsync.Sync1")]
 impl Sync1 {
     /// Create or update the account named by `protocol` + `im_id` (partial update; without
-    /// those keys: the default account).
+    /// those keys: the default account). `is_default` (b) true makes it the default account;
+    /// `auto_backup` (b) true backs a newly created account up right away.
     async fn set_account(
         &self,
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(object_server)] server: &zbus::ObjectServer,
         settings: Dict,
     ) -> Result<(), Error> {
         self.shared.check_caller(conn, &hdr).await?;
         let update = AccountUpdate::parse(&convert::settings_from_dbus(&settings))?;
-        let mut account = match update.account_name() {
-            Some(name) => self.shared.store(|s| s.account(&name))?.unwrap_or_else(|| {
-                Account::new(update.protocol.as_deref().unwrap_or_default(), update.im_id.as_deref().unwrap_or_default())
-            }),
-            None => self.shared.store(|s| s.default_account())?.ok_or_else(|| {
-                Error::InvalidArgs("invalid value for 'protocol': no account exists yet; give 'protocol' and 'im_id'".into())
-            })?,
-        };
-        let before = account.clone();
-        account.apply(&update);
-        let name = account.name();
-        if let Some(pw) = &update.password {
-            self.shared.secrets.store(conn, &name, &Password::new(pw.clone())).await?;
-        }
-        self.shared.store(|s| s.save_account(&account))?;
-        if before.server_url != account.server_url || before.username != account.username || update.password.is_some() {
-            tracing::info!(account = %name, server_url = %account.server_url, username = %account.username,
-                password_changed = update.password.is_some(), "account credentials or server changed");
-        } else {
-            tracing::info!(account = %name, "account settings updated");
-        }
+        account::save_account(&self.shared, conn, server, None, update).await?;
         Ok(())
     }
 
@@ -187,10 +232,9 @@ impl Sync1 {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
         #[zbus(object_server)] server: &zbus::ObjectServer,
-        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<OwnedObjectPath, Error> {
         self.shared.check_caller(conn, &hdr).await?;
-        self.start_backup(server, &emitter, None, None, BackupOptions::default()).await
+        self.start_backup(server, None, None, BackupOptions::default()).await
     }
 
     /// `Backup` with options: `account` (s), `classes` (as), `allow_mass_delete` (b),
@@ -201,7 +245,6 @@ impl Sync1 {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
         #[zbus(object_server)] server: &zbus::ObjectServer,
-        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
         options: Dict,
     ) -> Result<OwnedObjectPath, Error> {
         self.shared.check_caller(conn, &hdr).await?;
@@ -224,7 +267,7 @@ impl Sync1 {
                 _ => return Err(Error::InvalidArgs(format!("invalid value for '{k}': unknown option"))),
             }
         }
-        self.start_backup(server, &emitter, account.as_deref(), classes, opts).await
+        self.start_backup(server, account.as_deref(), classes, opts).await
     }
 
     /// Bring the server's items of `classes` (all enabled classes if empty) back onto the
@@ -235,12 +278,11 @@ impl Sync1 {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
         #[zbus(object_server)] server: &zbus::ObjectServer,
-        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
         classes: Vec<String>,
     ) -> Result<OwnedObjectPath, Error> {
         self.shared.check_caller(conn, &hdr).await?;
         let classes = if classes.is_empty() { None } else { Some(parse_classes("classes", &Value::from(classes))?) };
-        self.start_job(server, &emitter, JobKind::Restore(RestoreMode::Merge), None, classes).await
+        self.start_job(server, JobKind::Restore(RestoreMode::Merge), None, classes).await
     }
 
     /// `Restore` with options: `account` (s), `classes` (as), `mode` (s: `merge` (default) or
@@ -251,7 +293,6 @@ impl Sync1 {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
         #[zbus(object_server)] server: &zbus::ObjectServer,
-        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
         options: Dict,
     ) -> Result<OwnedObjectPath, Error> {
         self.shared.check_caller(conn, &hdr).await?;
@@ -271,7 +312,7 @@ impl Sync1 {
                 _ => return Err(Error::InvalidArgs(format!("invalid value for '{k}': unknown option"))),
             }
         }
-        self.start_job(server, &emitter, JobKind::Restore(mode), account.as_deref(), classes).await
+        self.start_job(server, JobKind::Restore(mode), account.as_deref(), classes).await
     }
 
     /// The newest `max` jobs, newest first.
@@ -281,6 +322,87 @@ impl Sync1 {
         let jobs = self.shared.store(|s| s.history(max.min(10_000)))?;
         Ok(jobs.iter().map(convert::record_to_dbus).collect())
     }
+
+    /// The object paths of every account (`/org/imsync/Sync1/Account/N`, interface
+    /// `org.imsync.Account1`), oldest first. The same objects are announced through
+    /// `org.freedesktop.DBus.ObjectManager` on `/org/imsync/Sync1`.
+    #[zbus(out_args("accounts"))]
+    async fn list_accounts(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<Vec<OwnedObjectPath>, Error> {
+        self.shared.check_caller(conn, &hdr).await?;
+        Ok(self.shared.store(|s| s.accounts_with_ids())?.into_iter().map(|(id, _)| account::account_path(id)).collect())
+    }
+
+    /// Replace the friend list of `account` (empty: the default account) with `entries`:
+    /// `im_id` s (required, unique), `name` s, `groups` as, `subscription` s (`none`, `to`,
+    /// `from`, `both`). Backed up as the `roster` class.
+    async fn set_roster(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+        account: &str,
+        entries: Vec<Dict>,
+    ) -> Result<(), Error> {
+        self.shared.check_caller(conn, &hdr).await?;
+        let name = self.existing_account(account)?;
+        account::set_roster(&self.shared, &name, &entries)
+    }
+
+    /// The friend list of `account` (empty: the default account), ordered by IM id.
+    #[zbus(out_args("entries"))]
+    async fn get_roster(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+        account: &str,
+    ) -> Result<Vec<Dict>, Error> {
+        self.shared.check_caller(conn, &hdr).await?;
+        let name = self.existing_account(account)?;
+        account::roster_to_dbus(&self.shared, &name)
+    }
+
+    /// Create or update the sync settings of `account` (`<protocol>:<im_id>`, created if it does
+    /// not exist; empty: the default account) from an OMA Client Provisioning document (XML,
+    /// APPLICATION with APPID w5). A document that cannot be used changes nothing and gives
+    /// `org.imsync.Error.InvalidProvisioning` naming the problem.
+    async fn import_provisioning(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(object_server)] server: &zbus::ObjectServer,
+        account: &str,
+        document: &str,
+    ) -> Result<(), Error> {
+        self.shared.check_caller(conn, &hdr).await?;
+        self.import_provisioning_impl(conn, server, account, document, HashMap::new()).await
+    }
+
+    /// `ImportProvisioning` with options: `auto_backup` (b), `display_name` (s), `is_default` (b).
+    async fn import_provisioning_with(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(object_server)] server: &zbus::ObjectServer,
+        account: &str,
+        document: &str,
+        options: Dict,
+    ) -> Result<(), Error> {
+        self.shared.check_caller(conn, &hdr).await?;
+        let options = account::provisioning_options(&options)?;
+        self.import_provisioning_impl(conn, server, account, document, options).await
+    }
+
+    /// The server URL or the credentials (user name, password, certificate pin) of an existing
+    /// account changed. Nothing is sent to the new server before the next explicit backup.
+    #[zbus(signal)]
+    async fn account_changed(emitter: &SignalEmitter<'_>, account: &str) -> zbus::Result<()>;
+
+    /// A restore brought the friend list (and the account's display name) of `account` back.
+    #[zbus(signal)]
+    async fn roster_restored(emitter: &SignalEmitter<'_>, account: &str) -> zbus::Result<()>;
 
     /// Running and recently finished jobs.
     #[zbus(property)]
@@ -351,7 +473,10 @@ impl Job1 {
 
 /// Put the service on the bus and turn job events into signals. Returns when the name is ours.
 pub async fn serve(conn: &zbus::Connection, shared: Arc<Shared>, events: mpsc::UnboundedReceiver<JobEvent>) -> zbus::Result<()> {
-    conn.object_server().at(OBJECT_PATH, Sync1 { shared: Arc::clone(&shared) }).await?;
+    let server = conn.object_server();
+    server.at(OBJECT_PATH, Sync1 { shared: Arc::clone(&shared) }).await?;
+    account::export_all(&shared, server).await.map_err(|e| zbus::Error::Failure(format!("cannot export the accounts: {e}")))?;
+    server.at(OBJECT_PATH, zbus::fdo::ObjectManager).await?;
     tokio::spawn(pump_events(conn.clone(), events));
     conn.request_name_with_flags(BUS_NAME, zbus::fdo::RequestNameFlags::DoNotQueue.into()).await?;
     Ok(())
@@ -379,6 +504,17 @@ async fn pump_events(conn: zbus::Connection, mut events: mpsc::UnboundedReceiver
                     let s = sync.get().await;
                     s.last_backup_changed(sync.signal_emitter()).await?;
                     s.jobs_changed(sync.signal_emitter()).await?;
+                    // a restore that wrote the friend list: tell the chat app
+                    let roster_written = report.classes.get(DataClass::Roster.as_str()).is_some_and(|c| {
+                        matches!(c.state, crate::engine::report::Outcome::Succeeded | crate::engine::report::Outcome::Partial)
+                    });
+                    if report.kind == "restore" && roster_written {
+                        tracing::info!(account = %report.account, job, "roster restored");
+                        Sync1::roster_restored(sync.signal_emitter(), &report.account).await?;
+                        if let Ok(Some(id)) = s.shared.store(|st| st.account_id(&report.account)) {
+                            account::emit_display_name(server, id).await;
+                        }
+                    }
                 }
             }
             Ok(())

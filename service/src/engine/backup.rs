@@ -235,7 +235,8 @@ impl Engine {
         ctx: &JobContext,
     ) -> Result<Option<ClassRun>, EngineError> {
         let name = &account.name();
-        let mut sources = sources::open_sources(class, phone_bus).await.map_err(super::source_error)?;
+        let sctx = sources::SourceContext { conn: phone_bus, store: &self.store, account };
+        let mut sources = sources::open_sources(class, &sctx).await.map_err(super::source_error)?;
         let state = self.with_store(|s| s.class_state(name, class))?;
         let has_state = state.as_ref().is_some_and(|st| {
             st.server_url == account.server_url && st.remote_uri == settings.remote_uri && st.last_anchor.is_some()

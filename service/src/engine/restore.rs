@@ -128,7 +128,8 @@ impl Engine {
         let mut runs = Vec::new();
         for &class in classes {
             let settings = account.class(class);
-            match sources::open_sources(class, &phone_bus).await {
+            let sctx = sources::SourceContext { conn: &phone_bus, store: &self.store, account };
+            match sources::open_sources(class, &sctx).await {
                 Ok(srcs) if srcs.iter().any(|s| s.writable()) => {
                     let state = self.with_store(|s| s.class_state(&name, class))?;
                     let has_state = state.is_some_and(|st| {

@@ -79,7 +79,7 @@ pub fn formats_for(class: DataClass) -> &'static [WireFormat] {
         DataClass::Calendar | DataClass::Tasks => &[WireFormat::ICal20, WireFormat::VCal10],
         DataClass::Notes => &[WireFormat::PlainText, WireFormat::VNote11],
         DataClass::Sms => &[WireFormat::VMessage11],
-        DataClass::Roster => &[],
+        DataClass::Roster => &[WireFormat::VCard30, WireFormat::VCard21],
     }
 }
 

@@ -89,4 +89,18 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE accounts ADD COLUMN server_cert_sha256 TEXT NOT NULL DEFAULT '';
     "#,
+    // 4: the IM friend list (roster) of each account, and its revision: a counter bumped on
+    //    every change of the roster or of the account's display name (both are backed up
+    //    as the `roster` class).
+    r#"
+    ALTER TABLE accounts ADD COLUMN roster_revision INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE roster (
+        account_id   INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        im_id        TEXT NOT NULL,
+        name         TEXT NOT NULL DEFAULT '',
+        groups       TEXT NOT NULL DEFAULT '[]',    -- JSON array of strings, sorted
+        subscription TEXT NOT NULL DEFAULT 'none',  -- none, to, from, both
+        PRIMARY KEY (account_id, im_id)
+    );
+    "#,
 ];

@@ -2,11 +2,14 @@
 //! database ([`store`], with [`migrations`]) and the passwords ([`secrets`]).
 
 pub mod migrations;
+pub mod provisioning;
+pub mod roster;
 pub mod secrets;
 pub mod settings;
 pub mod store;
 
 pub use secrets::{Password, Secrets};
+pub use roster::{RosterEntry, Subscription};
 pub use settings::{Account, AccountUpdate, ClassSettings, SettingValue};
 pub use store::{ClassState, SessionCommit, Store, TrackedItem};
 

@@ -12,8 +12,22 @@ use super::ProfileError;
 pub enum SettingValue {
     Str(String),
     Bool(bool),
+    /// An array of strings (`as`).
+    StrList(Vec<String>),
     /// Any other type; `type_name` says which (e.g. the D-Bus signature), for the error message.
     Other { type_name: String },
+}
+
+impl SettingValue {
+    /// The D-Bus signature of the value, for error messages.
+    pub fn type_name(&self) -> String {
+        match self {
+            SettingValue::Str(_) => "s".into(),
+            SettingValue::Bool(_) => "b".into(),
+            SettingValue::StrList(_) => "as".into(),
+            SettingValue::Other { type_name } => type_name.clone(),
+        }
+    }
 }
 
 /// Per data class: which remote database, which mode, on or off.
@@ -38,7 +52,10 @@ impl ClassSettings {
 
 /// Whether this build has a phone-side source for the class.
 pub fn class_has_source(class: DataClass) -> bool {
-    matches!(class, DataClass::Contacts | DataClass::Calendar | DataClass::Tasks | DataClass::Notes | DataClass::Sms)
+    matches!(
+        class,
+        DataClass::Contacts | DataClass::Calendar | DataClass::Tasks | DataClass::Notes | DataClass::Sms | DataClass::Roster
+    )
 }
 
 /// One IM account and its sync configuration (the password lives in the secret store).
@@ -113,6 +130,19 @@ pub fn account_name(protocol: &str, im_id: &str) -> String {
     format!("{protocol}:{im_id}")
 }
 
+/// Split an account name `<protocol>:<im_id>` (the protocol is what comes before the first
+/// colon) and validate both parts as `SetAccount` does; the protocol comes back lower-cased.
+pub fn parse_account_name(name: &str) -> Result<(String, String), ProfileError> {
+    let Some((protocol, im_id)) = name.split_once(':') else {
+        return Err(invalid("account", "an account is named '<protocol>:<im_id>', e.g. 'xmpp:alice@example.org'"));
+    };
+    let u = AccountUpdate::parse(&BTreeMap::from([
+        ("protocol".to_string(), SettingValue::Str(protocol.to_string())),
+        ("im_id".to_string(), SettingValue::Str(im_id.to_string())),
+    ]))?;
+    Ok((u.protocol.unwrap_or_default(), u.im_id.unwrap_or_default()))
+}
+
 /// A partial update of one class's settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClassUpdate {
@@ -132,6 +162,11 @@ pub struct AccountUpdate {
     pub password: Option<String>,
     pub server_cert_sha256: Option<String>,
     pub classes: BTreeMap<DataClass, ClassUpdate>,
+    /// `is_default`: true makes the account the default one (false is only accepted for an
+    /// account that is not the default: there is always one).
+    pub is_default: Option<bool>,
+    /// `auto_backup`: back up right after the account was created by this call.
+    pub auto_backup: Option<bool>,
 }
 
 const MAX_VALUE_LEN: usize = 4096;
@@ -149,6 +184,8 @@ impl AccountUpdate {
                 "username" => u.username = Some(string(key, value)?),
                 "password" => u.password = Some(string(key, value)?),
                 "server_cert_sha256" => u.server_cert_sha256 = Some(sha256_hex(key, value)?),
+                "is_default" => u.is_default = Some(boolean(key, value)?),
+                "auto_backup" => u.auto_backup = Some(boolean(key, value)?),
                 _ => {
                     let Some((class, field)) = key.split_once('.') else {
                         return Err(invalid(key, "unknown key"));
@@ -191,7 +228,7 @@ fn string(key: &str, v: &SettingValue) -> Result<String, ProfileError> {
         SettingValue::Str(s) if s.contains('\0') => Err(invalid(key, "value contains a NUL character")),
         SettingValue::Str(s) => Ok(s.clone()),
         SettingValue::Bool(_) => Err(invalid(key, "expected a string (s), got a boolean (b)")),
-        SettingValue::Other { type_name } => Err(invalid(key, &format!("expected a string (s), got '{type_name}'"))),
+        other => Err(invalid(key, &format!("expected a string (s), got '{}'", other.type_name()))),
     }
 }
 
@@ -210,7 +247,7 @@ fn boolean(key: &str, v: &SettingValue) -> Result<bool, ProfileError> {
     match v {
         SettingValue::Bool(b) => Ok(*b),
         SettingValue::Str(_) => Err(invalid(key, "expected a boolean (b), got a string (s)")),
-        SettingValue::Other { type_name } => Err(invalid(key, &format!("expected a boolean (b), got '{type_name}'"))),
+        other => Err(invalid(key, &format!("expected a boolean (b), got '{}'", other.type_name()))),
     }
 }
 
@@ -312,6 +349,8 @@ mod tests {
             (vec![("im_id", s(""))], "im_id"),
             (vec![("server_cert_sha256", s("abc"))], "server_cert_sha256"),
             (vec![("display_name", s(&"x".repeat(5000)))], "display_name"),
+            (vec![("is_default", s("yes"))], "is_default"),
+            (vec![("auto_backup", SettingValue::StrList(vec![]))], "auto_backup"),
         ];
         for (input, key) in cases {
             match AccountUpdate::parse(&map(&input)) {
@@ -319,6 +358,17 @@ mod tests {
                 other => panic!("{input:?}: expected InvalidArgs({key}), got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn account_names_split_at_the_first_colon() {
+        assert_eq!(
+            parse_account_name("Matrix:@bob:example.org").unwrap(),
+            ("matrix".to_string(), "@bob:example.org".to_string())
+        );
+        assert!(parse_account_name("nocolon").is_err());
+        assert!(parse_account_name("xmpp:").is_err());
+        assert!(parse_account_name("x m:a").is_err());
     }
 
     #[test]
@@ -339,6 +389,6 @@ mod tests {
         assert_eq!(a.class(DataClass::Contacts).mode, SyncMode::OneWayFromClient);
         assert!(a.class(DataClass::Contacts).enabled);
         assert!(a.class(DataClass::Calendar).enabled);
-        assert!(!a.class(DataClass::Roster).enabled);
+        assert!(a.class(DataClass::Roster).enabled);
     }
 }

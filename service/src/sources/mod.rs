@@ -5,11 +5,24 @@
 
 pub mod eds;
 pub mod modemmanager;
+pub mod roster;
+
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
 use crate::class::DataClass;
 use crate::item::Item;
+use crate::profile::{Account, Store};
+
+/// What opening the stores of a job needs: the phone's bus (a connection the caller keeps
+/// for the whole job: EDS drops opened books when their opener leaves the bus), the state
+/// store (the roster lives there) and the account the job is for.
+pub struct SourceContext<'a> {
+    pub conn: &'a zbus::Connection,
+    pub store: &'a Arc<Mutex<Store>>,
+    pub account: &'a Account,
+}
 
 /// One item read from a source: the source's own identifier for it and the item,
 /// or the reason it could not be converted (reported per item, never fatal).
@@ -77,9 +90,13 @@ pub trait Source: Send {
     }
 }
 
-/// Open every enabled store of `class` on this phone, on `conn` (a connection the caller keeps
-/// for the whole job: EDS drops opened books when their opener leaves the bus).
-pub async fn open_sources(class: DataClass, conn: &zbus::Connection) -> Result<Vec<Box<dyn Source>>, SourceError> {
+/// Open every enabled store of `class` on this phone for the job described by `ctx`.
+pub async fn open_sources(class: DataClass, ctx: &SourceContext<'_>) -> Result<Vec<Box<dyn Source>>, SourceError> {
+    let conn = ctx.conn;
+    if class == DataClass::Roster {
+        // The friend list the chat app handed over, kept in the state store.
+        return Ok(vec![Box::new(roster::RosterSource::new(Arc::clone(ctx.store), ctx.account))]);
+    }
     if class == DataClass::Sms {
         // ModemManager lives on the system bus, not on `conn` (the session bus). No modem /
         // no ModemManager: `SourceError::Unavailable`, never an empty list.
