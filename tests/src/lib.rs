@@ -21,6 +21,7 @@
 //! syncevolution-http, python3-twisted, gnome-keyring; see `.ci/run`.
 
 pub mod bus;
+pub mod calendar;
 pub mod daemon;
 pub mod eds;
 pub mod introspect;
@@ -240,6 +241,15 @@ impl TestEnv {
     }
 
     pub async fn with_options(name: &str, opts: EnvOptions) -> Result<TestEnv> {
+        Self::with_server_options(name, opts, syncml_server::ServerOptions::default()).await
+    }
+
+    /// Like [`TestEnv::with_options`], with the server started with `server_opts`.
+    pub async fn with_server_options(
+        name: &str,
+        opts: EnvOptions,
+        server_opts: syncml_server::ServerOptions,
+    ) -> Result<TestEnv> {
         process::kill_orphans_of_dead_tests();
         let base = tmp_base();
         std::fs::create_dir_all(&base)?;
@@ -254,7 +264,7 @@ impl TestEnv {
         let t0 = Instant::now();
         let server_thread = if opts.server {
             let (r, d) = (root.clone(), root.join("s"));
-            Some(std::thread::spawn(move || SyncmlServer::start(&r, &d)))
+            Some(std::thread::spawn(move || SyncmlServer::start_with(&r, &d, server_opts)))
         } else {
             None
         };

@@ -49,6 +49,24 @@ pub fn contacts_account(server_url: &str, username: &str, password: &str) -> Dic
     d
 }
 
+/// Account settings with exactly `classes` enabled (each in its default
+/// database `C.uri` = C, mode one-way-from-client, contacts two-way).
+pub fn classes_account(server_url: &str, username: &str, password: &str, classes: &[&str]) -> Dict {
+    let mut d = contacts_account(server_url, username, password);
+    for c in CLASSES {
+        d.insert(format!("{c}.enabled"), b(classes.contains(c)));
+    }
+    for c in classes {
+        d.insert(format!("{c}.uri"), s(c));
+    }
+    d
+}
+
+/// `as` for BackupWith / RestoreWith options.
+pub fn strings(v: &[&str]) -> OwnedValue {
+    OwnedValue::try_from(Value::from(v.iter().map(|x| x.to_string()).collect::<Vec<String>>())).expect("as")
+}
+
 /// Convert a D-Bus value into JSON (for reports, debugging and comparisons).
 pub fn to_json(v: &Value<'_>) -> serde_json::Value {
     use serde_json::Value as J;
@@ -375,6 +393,37 @@ impl Sync1 {
             }
             let _ = tokio::time::timeout(Duration::from_millis(250), notified).await;
         }
+    }
+
+    /// Restore(classes) (empty: every enabled class).
+    pub async fn restore(&self, classes: &[&str]) -> std::result::Result<OwnedObjectPath, zbus::Error> {
+        self.proxy.call("Restore", &(classes,)).await
+    }
+
+    pub async fn restore_with(&self, opts: &Dict) -> std::result::Result<OwnedObjectPath, zbus::Error> {
+        let d: HashMap<&str, &Value> = opts.iter().map(|(k, v)| (k.as_str(), &**v)).collect();
+        self.proxy.call("RestoreWith", &(d,)).await
+    }
+
+    /// Restore(classes) and wait for the job.
+    pub async fn run_restore(&self, classes: &[&str], within: Duration) -> Result<JobOutcome> {
+        let watcher = JobWatcher::new(&self.conn).await?;
+        let path = self.restore(classes).await?;
+        self.wait_job(&watcher, path.as_str(), within).await
+    }
+
+    /// RestoreWith(opts) and wait for the job.
+    pub async fn run_restore_with(&self, opts: &Dict, within: Duration) -> Result<JobOutcome> {
+        let watcher = JobWatcher::new(&self.conn).await?;
+        let path = self.restore_with(opts).await?;
+        self.wait_job(&watcher, path.as_str(), within).await
+    }
+
+    /// BackupWith(opts) and wait for the job.
+    pub async fn run_backup_with(&self, opts: &Dict, within: Duration) -> Result<JobOutcome> {
+        let watcher = JobWatcher::new(&self.conn).await?;
+        let path = self.backup_with(opts).await?;
+        self.wait_job(&watcher, path.as_str(), within).await
     }
 
     /// Backup() and wait for the job.

@@ -65,6 +65,12 @@ pub struct ServerOptions {
     pub session_logs: bool,
     /// Session log level when logs are on (1 errors .. 5 message dumps).
     pub loglevel: u32,
+    /// Per database, the format the server marks as preferred (`Rx-Pref`) in
+    /// its DevInf: SyncEvolution's `syncFormat` datastore property of every
+    /// client's peer config (e.g. `("contacts", "text/x-vcard")`).
+    pub sync_formats: Vec<(String, String)>,
+    /// Also set `forceSyncFormat` (offer only the preferred format).
+    pub force_sync_format: bool,
 }
 
 impl Default for ServerOptions {
@@ -74,6 +80,8 @@ impl Default for ServerOptions {
             password: crate::random_token("pw", 20),
             session_logs: std::env::var("IMSYNC_TEST_SERVER_LOGS").is_ok_and(|v| v == "1"),
             loglevel: std::env::var("IMSYNC_TEST_SERVER_LOGLEVEL").ok().and_then(|v| v.parse().ok()).unwrap_or(1),
+            sync_formats: Vec::new(),
+            force_sync_format: false,
         }
     }
 }
@@ -249,6 +257,8 @@ impl SyncmlServer {
             .env("SYNCML_ALIASES", aliases.join(" "))
             .env("SYNCML_LOGLEVEL", self.opts.loglevel.to_string())
             .env("SYNCML_LISTEN", "127.0.0.1")
+            .env("SYNCML_SYNC_FORMATS", self.opts.sync_formats.iter().map(|(d, f)| format!("{d}={f}")).collect::<Vec<_>>().join(" "))
+            .env("SYNCML_FORCE_SYNC_FORMAT", if self.opts.force_sync_format { "1" } else { "0" })
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .stdout(out)
             .stderr(err);

@@ -184,7 +184,8 @@ pub fn escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace(';', "\\;").replace(',', "\\,").replace('\n', "\\n")
 }
 
-fn parse_line(line: &str) -> Option<Property> {
+/// One unfolded content line as a property (also used for iCalendar).
+pub fn parse_line(line: &str) -> Option<Property> {
     // name and params end at the first ':' outside double quotes
     let mut in_q = false;
     let mut colon = None;

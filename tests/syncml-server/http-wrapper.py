@@ -16,6 +16,9 @@
 #   SYNCML_DATABASES    space-separated server databases
 #   SYNCML_ALIASES      space-separated db=alias pairs (second URI of a database)
 #   SYNCML_LOGLEVEL, SYNCML_MAXMSGSIZE, SYNCML_MAXOBJSIZE   peer settings
+#   SYNCML_SYNC_FORMATS space-separated db=MIME pairs: the datastore's syncFormat
+#                       (the format the server marks preferred in its DevInf);
+#                       SYNCML_FORCE_SYNC_FORMAT=1 also sets forceSyncFormat
 import hashlib
 import logging
 import os
@@ -30,6 +33,7 @@ SERVER_DIR = os.environ["SYNCML_SERVER_DIR"]
 SYNCEVOLUTION = os.environ.get("SYNCEVOLUTION", "/usr/bin/syncevolution")
 DATABASES = os.environ.get("SYNCML_DATABASES", "contacts").split()
 ALIASES = dict(p.split("=", 1) for p in os.environ.get("SYNCML_ALIASES", "").split() if "=" in p)
+SYNC_FORMATS = dict(p.split("=", 1) for p in os.environ.get("SYNCML_SYNC_FORMATS", "").split() if "=" in p)
 
 # 1. listen address
 from twisted.internet import posixbase  # noqa: E402
@@ -187,6 +191,10 @@ def provision(dev):
                       peer, *DATABASES)
         for db, alias in ALIASES.items():
             syncevolution("--datastore-property", "uri=" + alias, peer, db)
+        for db, fmt in SYNC_FORMATS.items():
+            force = os.environ.get("SYNCML_FORCE_SYNC_FORMAT") == "1"
+            syncevolution("--datastore-property", "syncFormat=" + fmt,
+                          "--datastore-property", "forceSyncFormat=" + ("1" if force else "0"), peer, db)
         with open(os.path.join(SERVER_DIR, "run", "clients"), "a", encoding="utf-8") as f:
             f.write(dev + "\n")
         log.info("registered client device ID %r as %s", dev, peer)
