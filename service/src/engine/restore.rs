@@ -84,9 +84,54 @@ fn modified(item: &Item) -> Option<String> {
     (digits.len() >= 8).then_some(digits)
 }
 
+/// The identity restore matches items by (the UID; for calendar components UID+RECURRENCE-ID).
+fn identity(item: &Item) -> Option<String> {
+    item.uid().map(str::to_string)
+}
+
+/// Who an item is about, for matching when a server dropped the UID: a contact by its name,
+/// e-mail addresses and phone numbers (servers rewrite the rest: empty properties, parameter
+/// order, REV); other items by their content in the class's canonical format (a memo sent as
+/// plain text is its summary and text).
+fn fingerprint(item: &Item, class: DataClass) -> Vec<u8> {
+    match item {
+        Item::Contact(c) => {
+            let mut emails: Vec<String> = c.emails.iter().map(|e| e.value.trim().to_lowercase()).collect();
+            emails.sort();
+            let mut tels: Vec<String> =
+                c.tels.iter().map(|t| t.value.chars().filter(|ch| ch.is_ascii_digit() || *ch == '+').collect()).collect();
+            tels.sort();
+            format!("{}\u{1f}{}\u{1f}{}", c.formatted_name.as_deref().unwrap_or("").trim(), emails.join(","), tels.join(","))
+                .into_bytes()
+        }
+        other => other.to_wire(canonical_format(class)),
+    }
+}
+
+/// `item` carrying the identity of the phone item it replaces (servers may drop UIDs).
+fn with_identity_of(item: Item, phone: &Item) -> Item {
+    match (item, phone) {
+        (Item::Contact(mut c), Item::Contact(p)) => {
+            c.uid = p.uid.clone();
+            Item::Contact(c)
+        }
+        (Item::Calendar(mut c), Item::Calendar(p)) => {
+            if c.uid().is_none() {
+                if let Some(u) = p.uid() {
+                    c.set_uid(u);
+                }
+            }
+            Item::Calendar(c)
+        }
+        (other, _) => other,
+    }
+}
+
 struct Received {
     luid: u64,
     server_id: String,
+    /// Our LUID for the item, if the server named one (Target LocURI).
+    server_luid: Option<String>,
     item: Item,
 }
 
@@ -229,7 +274,12 @@ impl Engine {
                                     Ok(item) => {
                                         let luid = run.next_luid;
                                         run.next_luid += 1;
-                                        run.received.push(Received { luid, server_id: it.server_id.clone(), item });
+                                        run.received.push(Received {
+                                            luid,
+                                            server_id: it.server_id.clone(),
+                                            server_luid: it.local_id.clone(),
+                                            item,
+                                        });
                                         let status = if it.kind == ServerItemKind::Add { 201 } else { 200 };
                                         results.push(ItemResult { handle: it.handle, status, luid: Some(luid.to_string()) });
                                     }
@@ -293,59 +343,97 @@ impl Engine {
         ctx: &JobContext,
     ) -> Result<(), EngineError> {
         let class = run.class;
-        // What the phone holds now, by UID.
-        let mut phone: HashMap<String, PhoneItem> = HashMap::new();
+        // What the phone holds now.
+        let mut phone: Vec<PhoneItem> = Vec::new();
         for (si, src) in run.sources.iter_mut().enumerate() {
-            for it in src.list().await.map_err(|e| EngineError::Source(e.to_string()))? {
+            for it in src.list().await.map_err(super::source_error)? {
                 if let Ok(item) = it.item {
-                    let uid = item.uid().map(str::to_string).unwrap_or_else(|| it.local_id.clone());
-                    phone.insert(uid, PhoneItem { source: si, local_id: it.local_id, item });
+                    phone.push(PhoneItem { source: si, local_id: it.local_id, item });
                 }
             }
         }
-        // Where items came from, remembered from earlier backups.
-        let origin: HashMap<String, String> =
-            self.with_store(|s| s.tracked_items(name, class))?.into_iter().map(|t| (t.local_id, t.source_id)).collect();
+        let by_identity: HashMap<String, usize> =
+            phone.iter().enumerate().filter_map(|(i, p)| identity(&p.item).map(|u| (u, i))).collect();
+        let by_local: HashMap<(usize, &str), usize> =
+            phone.iter().enumerate().map(|(i, p)| ((p.source, p.local_id.as_str()), i)).collect();
+        let mut by_content: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
+        for (i, p) in phone.iter().enumerate() {
+            by_content.entry(fingerprint(&p.item, class)).or_default().push(i);
+        }
+        // What earlier backups sent: LUID → where the item lived (the server may name our LUID).
+        let tracked = self.with_store(|s| s.tracked_items(name, class))?;
         let source_ids: Vec<String> = run.sources.iter().map(|s| s.id().to_string()).collect();
         let source_index = |id: &str| source_ids.iter().position(|s| s == id);
+        let by_luid: HashMap<u64, (usize, String)> = tracked
+            .iter()
+            .filter_map(|t| source_index(&t.source_id).map(|si| (t.luid, (si, t.local_id.clone()))))
+            .collect();
+        let origin: HashMap<&str, usize> =
+            tracked.iter().filter_map(|t| source_index(&t.source_id).map(|si| (t.local_id.as_str(), si))).collect();
+        // What each phone item was when last backed up (unchanged since = the server's copy is ours).
+        let backed_up: HashMap<(usize, &str), &[u8]> = tracked
+            .iter()
+            .filter_map(|t| source_index(&t.source_id).map(|si| ((si, t.local_id.as_str()), t.hash.as_slice())))
+            .collect();
 
         let mut ops: Vec<Vec<(WriteOp, Option<usize>)>> = (0..run.sources.len()).map(|_| Vec::new()).collect();
         // Where each received item lives on the phone once written: (source index, local id).
         let mut placed: HashMap<usize, (usize, String)> = HashMap::new();
         let mut kept_phone_version: Vec<usize> = Vec::new();
-        let mut server_uids = std::collections::HashSet::new();
+        let mut matched = std::collections::HashSet::new();
         for (ri, r) in run.received.iter().enumerate() {
-            let uid = r.item.uid().map(str::to_string);
-            if let Some(u) = &uid {
-                server_uids.insert(u.clone());
-            }
-            match uid.as_ref().and_then(|u| phone.get(u)) {
-                Some(p) => {
+            // The phone's copy of this item: same identity (UID), else the item our LUID named,
+            // else an unmatched phone item with the same content (servers may drop UIDs).
+            let found = identity(&r.item)
+                .and_then(|u| by_identity.get(&u).copied())
+                .or_else(|| {
+                    let luid: u64 = r.server_luid.as_deref()?.parse().ok()?;
+                    let (si, lid) = by_luid.get(&luid)?;
+                    by_local.get(&(*si, lid.as_str())).copied()
+                })
+                .or_else(|| {
+                    by_content.get(&fingerprint(&r.item, class))?.iter().copied().find(|i| !matched.contains(i))
+                })
+                .filter(|i| !matched.contains(i));
+            match found {
+                Some(pi) => {
+                    matched.insert(pi);
+                    let p = &phone[pi];
                     placed.insert(ri, (p.source, p.local_id.clone()));
-                    let server_newer = match (modified(&r.item), modified(&p.item)) {
-                        (Some(s), Some(ph)) => s > ph,
-                        _ => true,
+                    let phone_hash = tracker::hash(&p.item.to_wire(canonical_format(class)));
+                    let server_newer = match backed_up.get(&(p.source, p.local_id.as_str())) {
+                        // Unchanged since we backed it up: the server's copy is what we sent
+                        // (as the server re-encoded it): nothing to write.
+                        Some(h) if *h == phone_hash.as_slice() => None,
+                        // Changed on the phone since: the phone's copy is newer.
+                        Some(_) => Some(false),
+                        None => Some(match (modified(&r.item), modified(&p.item)) {
+                            (Some(s), Some(ph)) => s > ph,
+                            _ => true,
+                        }),
                     };
-                    if mode == RestoreMode::Replace || server_newer {
-                        if p.item.to_wire(canonical_format(class)) != r.item.to_wire(canonical_format(class)) {
-                            ops[p.source].push((WriteOp::Replace { local_id: p.local_id.clone(), item: r.item.clone() }, Some(ri)));
-                        }
+                    if server_newer.is_none() || r.item.to_wire(canonical_format(class)) == p.item.to_wire(canonical_format(class)) {
+                        // same content: nothing to write
+                    } else if mode == RestoreMode::Replace || server_newer == Some(true) {
+                        let item = with_identity_of(r.item.clone(), &p.item);
+                        ops[p.source].push((WriteOp::Replace { local_id: p.local_id.clone(), item }, Some(ri)));
                     } else {
                         kept_phone_version.push(ri);
                     }
                 }
                 None => {
-                    let target = uid.as_ref().and_then(|u| origin.get(u)).and_then(|id| source_index(id)).unwrap_or(0);
-                    if let Some(u) = &uid {
-                        placed.insert(ri, (target, u.clone()));
+                    let uid = identity(&r.item);
+                    let target = uid.as_deref().and_then(|u| origin.get(u).copied()).unwrap_or(0);
+                    if let Some(u) = uid {
+                        placed.insert(ri, (target, u));
                     }
                     ops[target].push((WriteOp::Add(r.item.clone()), Some(ri)));
                 }
             }
         }
         if mode == RestoreMode::Replace {
-            for (uid, p) in &phone {
-                if !server_uids.contains(uid) {
+            for (pi, p) in phone.iter().enumerate() {
+                if !matched.contains(&pi) {
                     ops[p.source].push((WriteOp::Delete { local_id: p.local_id.clone() }, None));
                 }
             }
