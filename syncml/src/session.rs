@@ -978,8 +978,16 @@ impl ClientSession {
             self.done = true;
             return;
         }
-        if body.len() as u64 > u64::from(self.cfg.max_msg_size) {
-            self.warn(format!("server message of {} bytes exceeds our MaxMsgSize {}", body.len(), self.cfg.max_msg_size));
+        let max = u64::from(self.cfg.max_msg_size);
+        if body.len() as u64 > max + max / 4 + 1024 {
+            // Decoding it would cost memory in proportion: a server that
+            // ignores what we announced is not followed (a little slack for
+            // servers that count differently).
+            self.fail(SessionError::Protocol(format!("server message of {} bytes exceeds our MaxMsgSize {max}", body.len())));
+            return;
+        }
+        if body.len() as u64 > max {
+            self.warn(format!("server message of {} bytes exceeds our MaxMsgSize {max}", body.len()));
         }
         // Servers answer in our encoding; tolerate one that labels it wrongly.
         let decoded = encoding.decode(body).or_else(|e| {

@@ -127,6 +127,7 @@ const TOLERATED: &[(&str, &str)] = &[
     ("huge-ids", "package 1 statuses with unknown refs are warnings; the server's Alert decides"),
     ("duplicate-statuses", "the statuses are right, the duplicates are warnings"),
     ("status-flood-100k", "statuses for commands we never sent: warnings (bounded)"),
+    ("status-flood-13k", "statuses for commands we never sent: warnings (bounded)"),
     ("max-msg-size-0", "absurd limits are clamped to a 512-byte minimum"),
     ("max-msg-size-1", "absurd limits are clamped to a 512-byte minimum"),
     ("max-msg-size-u64-max", "our own MaxMsgSize still bounds what we send"),

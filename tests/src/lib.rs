@@ -24,6 +24,8 @@ pub mod bus;
 pub mod calendar;
 pub mod daemon;
 pub mod eds;
+pub mod fault_proxy;
+pub mod hostile;
 pub mod introspect;
 pub mod keyring;
 pub mod modem;

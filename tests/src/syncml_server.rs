@@ -71,6 +71,9 @@ pub struct ServerOptions {
     pub sync_formats: Vec<(String, String)>,
     /// Also set `forceSyncFormat` (offer only the preferred format).
     pub force_sync_format: bool,
+    /// The server's MaxMsgSize (SyncEvolution's `maxMsgSize` of every client's
+    /// peer config; default 150000): a small one gives sessions of many messages.
+    pub max_msg_size: Option<u32>,
 }
 
 impl Default for ServerOptions {
@@ -82,6 +85,7 @@ impl Default for ServerOptions {
             loglevel: std::env::var("IMSYNC_TEST_SERVER_LOGLEVEL").ok().and_then(|v| v.parse().ok()).unwrap_or(1),
             sync_formats: Vec::new(),
             force_sync_format: false,
+            max_msg_size: None,
         }
     }
 }
@@ -259,6 +263,7 @@ impl SyncmlServer {
             .env("SYNCML_LISTEN", "127.0.0.1")
             .env("SYNCML_SYNC_FORMATS", self.opts.sync_formats.iter().map(|(d, f)| format!("{d}={f}")).collect::<Vec<_>>().join(" "))
             .env("SYNCML_FORCE_SYNC_FORMAT", if self.opts.force_sync_format { "1" } else { "0" })
+            .env("SYNCML_MAXMSGSIZE", self.opts.max_msg_size.map_or_else(|| "150000".to_string(), |m| m.to_string()))
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .stdout(out)
             .stderr(err);

@@ -542,6 +542,21 @@ pub fn corpus() -> Vec<Case> {
                 renumber(m);
             })
         }),
+        c("status-flood-13k", Init, |ctx| {
+            // about our MaxMsgSize in WBXML (512 KB in the daemon): accepted, must stay cheap
+            with(ctx, |m| {
+                for i in 0..13_000 {
+                    m.body.push(Command::Status(Status {
+                        msg_ref: "1".into(),
+                        cmd_ref: (1000 + i).to_string(),
+                        cmd: "Add".into(),
+                        data: 200,
+                        ..Status::default()
+                    }));
+                }
+                renumber(m);
+            })
+        }),
         c("synchdr-500", Init, |ctx| with(ctx, |m| hdr_status(m).data = 500)),
         c("synchdr-500-at-sync", Cmd("Sync"), |ctx| with(ctx, |m| hdr_status(m).data = 500)),
         c("synchdr-401-no-chal", Init, |ctx| with(ctx, |m| hdr_status(m).data = 401)),

@@ -1,0 +1,195 @@
+//! Interrupted sessions against the real SyncEvolution server: a fault proxy
+//! (`harness::fault_proxy`) between imsyncd and the server cuts the connection
+//! before forwarding a message, after the server applied it (its answer is
+//! lost), answers HTTP 500, or delays, at fixed points spread over a backup
+//! session of many messages (the server's MaxMsgSize is small). After each
+//! fault the next Backup() must succeed and the server must hold exactly the
+//! phone's contacts, field by field: nothing lost, nothing duplicated.
+//!
+//! Half of the rounds run as two-way backups (edit 40, add 2, delete 1), half
+//! with the class configured `slow` (every session sends every contact, so a
+//! session has many messages and late points are reachable; edits and adds
+//! only: a slow sync never deletes on the server).
+//!
+//! Every contact has a distinct name: in a slow sync SyncEvolution merges an
+//! incoming contact into a stored one *with the same name* (a documented
+//! server-side merge, see backup_contacts.rs), which is not what is tested here.
+//!
+//! CI runs 22 points over 150 contacts; `IMSYNC_LONG_FAULTS=1` runs 36 points
+//! over 300 contacts.
+
+use std::time::{Duration, Instant};
+
+use harness::fault_proxy::{At, Fault, FaultKind, FaultProxy};
+use harness::sync1::{self, JobOutcome};
+use harness::syncml_server::ServerOptions;
+use harness::{ContactSpec, EnvOptions, TestEnv};
+
+const JOB_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn long() -> bool {
+    std::env::var("IMSYNC_LONG_FAULTS").is_ok_and(|v| v == "1")
+}
+
+fn describe(o: &JobOutcome) -> String {
+    let c = o.report.classes.get("contacts");
+    format!(
+        "{} error {:?} (contacts: mode {:?} +{} ~{} -{} failed {} {:?}) in {:.1}s",
+        o.state,
+        o.error,
+        c.map(|c| c.mode.as_str()).unwrap_or(""),
+        c.map(|c| c.added).unwrap_or(0),
+        c.map(|c| c.replaced).unwrap_or(0),
+        c.map(|c| c.deleted).unwrap_or(0),
+        c.map(|c| c.failed).unwrap_or(0),
+        c.map(|c| c.error.as_str()).unwrap_or(""),
+        o.duration.as_secs_f64()
+    )
+}
+
+/// The phone's contacts as the test knows them (specs + EDS UIDs).
+struct PhoneBook {
+    specs: Vec<ContactSpec>,
+    uids: Vec<String>,
+    next: usize,
+}
+
+impl PhoneBook {
+    /// Edit 40, add 2, delete 1 unless `slow` (deterministic by round).
+    async fn mutate(&mut self, env: &TestEnv, round: usize, slow: bool) {
+        let n = self.specs.len();
+        let mut modified = vec![];
+        let mut picked = std::collections::BTreeSet::new();
+        for k in 0..40 {
+            let i = (round * 7 + k * 13) % n;
+            if !picked.insert(i) {
+                continue;
+            }
+            self.specs[i].edit(&format!("round {round}"));
+            modified.push(self.specs[i].to_vcard(Some(&self.uids[i])));
+        }
+        env.phone.book().modify_contacts(&modified).await.unwrap();
+        let mut added = env.contacts_range(self.next, 2);
+        for a in &mut added {
+            a.rename_family(&format!(" {}", a.index));
+        }
+        self.next += 2;
+        let uids = env.phone.seed(&added).await.unwrap();
+        self.specs.extend(added);
+        self.uids.extend(uids);
+        if slow {
+            return;
+        }
+        let del = (round * 11 + 5) % self.specs.len();
+        env.phone.book().remove_contacts(&[self.uids[del].clone()]).await.unwrap();
+        self.specs.remove(del);
+        self.uids.remove(del);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_interrupted_at_many_points_loses_and_duplicates_nothing() {
+    let count = if long() { 300 } else { 150 };
+    let server_opts = ServerOptions { max_msg_size: Some(10_000), ..ServerOptions::default() };
+    let env = TestEnv::with_server_options("faults-cut", EnvOptions::default(), server_opts).await.unwrap();
+    let mut specs = env.contacts(count);
+    for s in &mut specs {
+        s.rename_family(&format!(" {}", s.index));
+    }
+    let uids = env.phone.seed(&specs).await.unwrap();
+    let mut book = PhoneBook { specs, uids, next: 10_000 };
+    let proxy = FaultProxy::start(&format!("127.0.0.1:{}", env.server().port())).unwrap();
+    let s = env.server();
+    env.remember_secret(s.username(), s.password());
+    let sync = env.phone.sync1().await.unwrap();
+    sync.set_account(&sync1::contacts_account(&proxy.url_for(s.url()), s.username(), s.password())).await.expect("SetAccount");
+
+    let set_mode = |mode: &'static str| {
+        let mut d = sync1::Dict::new();
+        d.insert("contacts.mode".into(), sync1::s(mode));
+        d
+    };
+    // a first, complete backup tells how long a full (slow) session is
+    let o = sync.run_backup(JOB_TIMEOUT).await.unwrap();
+    assert_eq!(o.state, "succeeded", "{}\n{}", describe(&o), env.daemon_log_tail());
+    env.assert_server_contacts(&book.specs, true);
+    let full = proxy.sessions().last().unwrap().1;
+    eprintln!("full session: {full} messages ({})", describe(&o));
+    assert!(full >= 8, "a full session has only {full} messages: lower the server's MaxMsgSize");
+
+    // fixed points: message numbers spread over a full session, every kind of fault,
+    // plus the messages that carry a Sync (the server applies it, the client never
+    // sees the statuses)
+    use FaultKind::*;
+    let kinds = [CutAfterServer, CutBeforeForward, Http500, CutAfterServer, Delay(Duration::from_secs(2))];
+    // (slow session?, fault)
+    let mut faults: Vec<(bool, Fault)> = vec![];
+    let points = if long() { 16 } else { 10 };
+    for i in 0..points {
+        // slow sessions: spread over the whole session
+        let msg = 1 + (i as u32 * (full - 1)) / (points as u32 - 1);
+        faults.push((true, Fault { at: At::Msg(msg), kind: kinds[i % kinds.len()] }));
+    }
+    let two_way_len = 6; // 40 edits at MaxMsgSize 10000: about 6 messages
+    for i in 0..points {
+        let msg = 1 + (i as u32 * (two_way_len - 1)) / (points as u32 - 1);
+        faults.push((false, Fault { at: At::Msg(msg), kind: kinds[(i + 1) % kinds.len()] }));
+    }
+    // the server applied a Sync, the client never saw the statuses
+    faults.push((false, Fault { at: At::NthCmd("Sync", 1), kind: CutAfterServer }));
+    faults.push((true, Fault { at: At::NthCmd("Sync", 3), kind: CutAfterServer }));
+    if long() {
+        faults.push((true, Fault { at: At::Msg(full), kind: CutAfterServer }));
+        faults.push((false, Fault { at: At::NthCmd("Sync", 2), kind: CutBeforeForward }));
+        faults.push((true, Fault { at: At::NthCmd("Sync", 5), kind: Http500 }));
+        faults.push((false, Fault { at: At::Msg(2), kind: Delay(Duration::from_secs(10)) }));
+    }
+
+    let mut table = vec![];
+    let t0 = Instant::now();
+    let mut mode = "";
+    for (round, (slow, f)) in faults.iter().enumerate() {
+        let want = if *slow { "slow" } else { "two-way" };
+        if want != mode {
+            sync.set_account(&set_mode(want)).await.expect("SetAccount contacts.mode");
+            mode = want;
+        }
+        book.mutate(&env, round, *slow).await;
+        proxy.arm(*f);
+        let faulty = sync.run_backup(JOB_TIMEOUT).await.unwrap();
+        proxy.disarm();
+        let fired = proxy.fired().into_iter().rev().find(|(ff, _)| ff == f).map(|(_, seen)| seen);
+        let recovered = sync.run_backup(JOB_TIMEOUT).await.unwrap();
+        let problems = env.server_contact_problems(&book.specs, true);
+        let line = format!(
+            "| {want} | {:?} at {:?} | {} | {} | {} | {} |",
+            f.kind,
+            f.at,
+            fired.as_ref().map_or("not reached".to_string(), |s| format!("msg {} {:?}", s.msg_id, s.commands)),
+            describe(&faulty),
+            describe(&recovered),
+            if problems.is_empty() { format!("exact ({} contacts)", book.specs.len()) } else { format!("{} PROBLEMS", problems.len()) }
+        );
+        eprintln!("{line}");
+        table.push(line);
+        assert_eq!(recovered.state, "succeeded", "after {f:?}: {}\n{}", describe(&recovered), env.daemon_log_tail());
+        assert!(
+            problems.is_empty(),
+            "after {f:?} (faulty job: {}; recovery: {}): server differs from the phone:\n{}",
+            describe(&faulty),
+            describe(&recovered),
+            problems.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
+        );
+        if !matches!(f.kind, Delay(_)) && fired.is_some() {
+            assert_ne!(faulty.state, "succeeded", "{f:?} fired but the job succeeded: {}", describe(&faulty));
+            assert!(!faulty.error.is_empty(), "{f:?}: failed job without an error: {}", describe(&faulty));
+        }
+    }
+    eprintln!(
+        "| session | fault | hit | faulty job | next backup | server |\n|---|---|---|---|---|---|\n{}\n{} faults in {:.0} s",
+        table.join("\n"),
+        faults.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    env.assert_no_secrets_leaked(&env.phone);
+}
