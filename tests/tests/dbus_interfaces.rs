@@ -1,6 +1,6 @@
 //! The live daemon's D-Bus interfaces match the XML files in
 //! `dbus-interfaces/` (acceptance criterion 8): same methods, signals and
-//! properties with the same signatures.
+//! properties with the same signatures (Sync1, Job1, Account1).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -34,6 +34,14 @@ async fn live_interfaces_match_the_xml_files() {
     env.phone.seed(&env.contacts(30)).await.unwrap();
     let sync = env.phone.sync1().await.unwrap();
     sync.set_account(&env.account()).await.expect("SetAccount");
+
+    // an account object (org.imsync.Account1), found through ListAccounts
+    let accounts: Vec<zbus::zvariant::OwnedObjectPath> = sync.proxy().call("ListAccounts", &()).await.expect("ListAccounts");
+    assert_eq!(accounts.len(), 1, "{accounts:?}");
+    let account_xml = introspect::introspect(conn, SYNC1_NAME, accounts[0].as_str()).await.unwrap();
+    check("org.imsync.Account1", "org.imsync.Account1.xml", &account_xml);
+    // and the root announces it through the ObjectManager
+    assert!(root.contains("org.freedesktop.DBus.ObjectManager"), "no ObjectManager on {SYNC1_PATH}:\n{root}");
     let watcher = harness::JobWatcher::new(conn).await.unwrap();
     let job = sync.backup().await.expect("Backup");
     let job_xml = introspect::introspect(conn, SYNC1_NAME, job.as_str()).await.unwrap();
