@@ -418,6 +418,51 @@ impl Sync1 {
             _ => HashMap::new(),
         }
     }
+
+    /// Per enabled class of the default account: changes on the phone since the last good
+    /// backup (0 = nothing to back up). Read from the stores' revisions, no item is read.
+    /// Invalidated (PropertiesChanged) when an EDS store changes and after every job.
+    #[zbus(property(emits_changed_signal = "invalidates"))]
+    async fn pending_changes(&self) -> HashMap<String, u32> {
+        match self.shared.engine.pending_changes().await {
+            Ok(m) => m.into_iter().collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot compute the pending changes");
+                HashMap::new()
+            }
+        }
+    }
+}
+
+/// Invalidate `PendingChanges` whenever an EDS address book or calendar reports a new Revision
+/// (EDS broadcasts PropertiesChanged on every change, by any client). Bursts are coalesced.
+async fn watch_phone_stores(conn: zbus::Connection) {
+    use futures_util::{FutureExt, StreamExt};
+    let mut streams = Vec::new();
+    for iface in ["org.gnome.evolution.dataserver.AddressBook", "org.gnome.evolution.dataserver.Calendar"] {
+        let rule = zbus::MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .interface("org.freedesktop.DBus.Properties")
+            .and_then(|b| b.member("PropertiesChanged"))
+            .and_then(|b| b.arg(0, iface))
+            .map(|b| b.build());
+        match rule {
+            Ok(rule) => match zbus::MessageStream::for_match_rule(rule, &conn, Some(64)).await {
+                Ok(s) => streams.push(s),
+                Err(e) => tracing::warn!(error = %e, "cannot watch EDS for changes"),
+            },
+            Err(e) => tracing::warn!(error = %e, "bad match rule"),
+        }
+    }
+    let mut all = futures_util::stream::select_all(streams);
+    while all.next().await.is_some() {
+        // coalesce a burst of changes
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        while let Some(Some(_)) = all.next().now_or_never() {}
+        if let Ok(sync) = conn.object_server().interface::<_, Sync1>(OBJECT_PATH).await {
+            let _ = sync.get().await.pending_changes_invalidate(sync.signal_emitter()).await;
+        }
+    }
 }
 
 pub struct Job1 {
@@ -478,6 +523,7 @@ pub async fn serve(conn: &zbus::Connection, shared: Arc<Shared>, events: mpsc::U
     account::export_all(&shared, server).await.map_err(|e| zbus::Error::Failure(format!("cannot export the accounts: {e}")))?;
     server.at(OBJECT_PATH, zbus::fdo::ObjectManager).await?;
     tokio::spawn(pump_events(conn.clone(), events));
+    tokio::spawn(watch_phone_stores(conn.clone()));
     conn.request_name_with_flags(BUS_NAME, zbus::fdo::RequestNameFlags::DoNotQueue.into()).await?;
     Ok(())
 }
@@ -503,6 +549,7 @@ async fn pump_events(conn: zbus::Connection, mut events: mpsc::UnboundedReceiver
                     let sync = server.interface::<_, Sync1>(OBJECT_PATH).await?;
                     let s = sync.get().await;
                     s.last_backup_changed(sync.signal_emitter()).await?;
+                    s.pending_changes_invalidate(sync.signal_emitter()).await?;
                     s.jobs_changed(sync.signal_emitter()).await?;
                     // a restore that wrote the friend list: tell the chat app
                     let roster_written = report.classes.get(DataClass::Roster.as_str()).is_some_and(|c| {

@@ -7,6 +7,7 @@ mod backup;
 pub mod restore;
 pub mod devinf;
 pub mod negotiate;
+pub mod pending;
 pub mod report;
 pub mod tracker;
 
