@@ -12,11 +12,25 @@ use crate::Result;
 pub const SYNC1_NAME: &str = "org.imsync.Sync1";
 pub const SYNC1_PATH: &str = "/org/imsync/Sync1";
 
+/// The workspace's cargo target directory (`$CARGO_TARGET_DIR`, else `target/`
+/// of this checkout).
+pub fn workspace_target_root() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+    }
+}
+
 /// Directory holding the workspace's binaries (`target/<profile>`), found from
 /// the running executable: `target/<profile>/deps/<test>-<hash>` for tests,
-/// `target/<profile>/<bin>` for binaries like the demo.
+/// `target/<profile>/<bin>` for binaries like the demo. `IMSYNC_BIN_DIR`
+/// overrides it: a directory, or a profile name (`release`, `debug`) for
+/// `target/<profile>` of this workspace (the benchmark uses `release`).
 pub fn target_dir() -> Result<PathBuf> {
     if let Ok(d) = std::env::var("IMSYNC_BIN_DIR") {
+        if !d.is_empty() && !d.contains('/') {
+            return Ok(workspace_target_root().join(d));
+        }
         return Ok(PathBuf::from(d));
     }
     let exe = std::env::current_exe()?;

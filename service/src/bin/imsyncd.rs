@@ -19,7 +19,38 @@ fn default_state_dir() -> PathBuf {
     home.join(".local/share/imsync")
 }
 
+/// glibc malloc settings for a small daemon that is idle most of the time and now and then
+/// handles every contact of the phone at once.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn tune_malloc() {
+    // SAFETY: mallopt only changes allocator parameters; called before any thread exists.
+    unsafe {
+        // One arena: the runtime's threads (the worker, the blocking HTTP posts) share the main
+        // heap instead of each growing an arena of its own that keeps its free memory.
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+        // Fixed thresholds: big buffers (a D-Bus reply with every vCard, a message being
+        // encoded) are mmap'd and go back to the kernel when freed. glibc's dynamic threshold
+        // would raise itself to the largest buffer freed and keep the next ones in the heap.
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 * 1024);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_malloc() {}
+
+/// Give the memory freed by a finished job back to the kernel (glibc keeps freed chunks in
+/// the heap: after a backup of 10 000 contacts that is tens of MB until the daemon exits).
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of the heap to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 fn main() -> std::process::ExitCode {
+    tune_malloc();
     let args = Args::parse();
     imsync::logging::init(args.log_level.as_deref());
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).max_blocking_threads(4).enable_all().build() {
@@ -60,9 +91,15 @@ async fn run(args: Args) -> Result<(), String> {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut was_running = false;
     loop {
         tokio::select! {
             _ = tick.tick() => {
+                let running = engine.running() > 0;
+                if was_running && !running {
+                    release_free_memory();
+                }
+                was_running = running;
                 dbus::expire_jobs(&conn, &engine, retention).await;
                 let idle_for = dbus::now_secs().saturating_sub(shared.last_activity.load(std::sync::atomic::Ordering::SeqCst));
                 if args.idle_timeout > 0 && engine.jobs().is_empty() && idle_for >= args.idle_timeout {
