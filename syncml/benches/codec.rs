@@ -5,12 +5,19 @@
 //!     cargo bench -p imsync-syncml --bench codec
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use syncml::types::{Command, ItemCmd, ItemData, Item, Location, Message, Meta, Sync, SyncHdr};
+use syncml::types::{Command, Item, ItemCmd, ItemData, Location, Message, Meta, Sync, SyncHdr};
 use syncml::Encoding;
 
 /// A realistic contact (~450 bytes, UTF-8 names, several TEL/EMAIL) for item `n`.
 fn vcard(n: usize) -> Vec<u8> {
-    let names = [("Müller", "Jürgen"), ("王", "伟"), ("Øvergård", "Søren"), ("Dvořák", "Zoë"), ("佐藤", "健"), ("Brown", "Emily")];
+    let names = [
+        ("Müller", "Jürgen"),
+        ("王", "伟"),
+        ("Øvergård", "Søren"),
+        ("Dvořák", "Zoë"),
+        ("佐藤", "健"),
+        ("Brown", "Emily"),
+    ];
     let (fam, giv) = names[n % names.len()];
     format!(
         "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:pas-id-{n:016X}\r\nN:{fam};{giv};;;\r\nFN:{giv} {fam}\r\n\
@@ -44,7 +51,11 @@ fn message(target: usize) -> Message {
         sync.commands.push(Command::Replace(ItemCmd {
             cmd_id: (n + 3).to_string(),
             meta: Some(Meta::with_type("text/vcard")),
-            items: vec![Item { source: Some(Location::new((n + 1).to_string())), data: Some(ItemData::Bytes(data)), ..Item::default() }],
+            items: vec![Item {
+                source: Some(Location::new((n + 1).to_string())),
+                data: Some(ItemData::Bytes(data)),
+                ..Item::default()
+            }],
             ..ItemCmd::default()
         }));
         n += 1;

@@ -97,7 +97,11 @@ pub struct RawCard {
 
 /// Escapes text for a vCard 3.0 value: `\` `,` `;` and newlines.
 pub fn escape_text(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
+    // Most values (names, numbers, addresses) need no escape: one copy.
+    if !s.bytes().any(|b| matches!(b, b'\\' | b',' | b';' | b'\r' | b'\n')) {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
@@ -115,6 +119,15 @@ pub fn escape_text(s: &str) -> String {
         }
     }
     out
+}
+
+/// `v` without CR and LF (a copy; most values have none).
+fn without_line_breaks(v: &str) -> String {
+    if v.bytes().any(|b| b == b'\r' || b == b'\n') {
+        v.replace(['\r', '\n'], "")
+    } else {
+        v.to_owned()
+    }
 }
 
 /// Undoes [`escape_text`]. Unknown escapes (`\x`) are kept as written.
@@ -794,7 +807,7 @@ fn write_prop_30(out: &mut String, p: &OutProp) {
             .map(|s| escape_text(s))
             .collect::<Vec<_>>()
             .join(","),
-        OutValue::Canonical(v) | OutValue::Verbatim(v) => v.replace(['\r', '\n'], ""),
+        OutValue::Canonical(v) | OutValue::Verbatim(v) => without_line_breaks(v),
         OutValue::Binary(data) => base64_encode(data),
         OutValue::Base64(b) => b.clone(),
     };
@@ -887,7 +900,7 @@ fn write_prop_21(out: &mut String, p: &OutProp) {
             .collect::<Vec<_>>()
             .join(","),
         OutValue::Canonical(v) => canonical_to_legacy(v),
-        OutValue::Verbatim(v) => v.replace(['\r', '\n'], ""),
+        OutValue::Verbatim(v) => without_line_breaks(v),
         OutValue::Binary(data) => return write_base64_21(out, line, &base64_encode(data)),
         OutValue::Base64(b) => return write_base64_21(out, line, b),
     };

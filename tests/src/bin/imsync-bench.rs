@@ -202,7 +202,9 @@ fn group_cpu(pids: &[u32]) -> f64 {
 }
 
 fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -281,7 +283,11 @@ impl Rig {
     async fn backup(&self) -> Result<Measure> {
         let pid = self.daemon_pid;
         let conn = self.env.phone.connection();
-        let rule = zbus::MatchRule::builder().msg_type(zbus::message::Type::Signal).interface(JOB1_IFACE)?.member("Finished")?.build();
+        let rule = zbus::MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .interface(JOB1_IFACE)?
+            .member("Finished")?
+            .build();
         let mut signals = zbus::MessageStream::for_match_rule(rule, conn, Some(64)).await?;
         let server_pids = self.server_pids();
         let phone_pids = self.phone_other_pids();
@@ -354,7 +360,9 @@ impl Rig {
         formats_for(DataClass::Contacts)
             .iter()
             .copied()
-            .find(|f| line.contains(&format!("format={} ", f.mime())) || line.ends_with(&format!("format={}", f.mime())))
+            .find(|f| {
+                line.contains(&format!("format={} ", f.mime())) || line.ends_with(&format!("format={}", f.mime()))
+            })
             .unwrap_or(canonical)
     }
 
@@ -551,10 +559,18 @@ async fn footprint_runs(args: &Args, bus: &harness::Bus) -> Result<Footprint> {
         let conn = bus.connect().await?;
         let t0 = Instant::now();
         let reply = conn
-            .call_method(Some(harness::daemon::SYNC1_NAME), harness::daemon::SYNC1_PATH, Some("org.imsync.Sync1"), "GetAccount", &())
+            .call_method(
+                Some(harness::daemon::SYNC1_NAME),
+                harness::daemon::SYNC1_PATH,
+                Some("org.imsync.Sync1"),
+                "GetAccount",
+                &(),
+            )
             .await;
         let dt = t0.elapsed().as_secs_f64();
-        let pid = harness::bus::name_owner_pid(&watcher, harness::daemon::SYNC1_NAME).await?.ok_or("imsyncd not on the bus after activation")?;
+        let pid = harness::bus::name_owner_pid(&watcher, harness::daemon::SYNC1_NAME)
+            .await?
+            .ok_or("imsyncd not on the bus after activation")?;
         let rss0 = status_kb(pid, "VmRSS").unwrap_or(0);
         if i == 0 {
             // first activation: give the daemon an account (the later cold starts read it);
@@ -569,8 +585,14 @@ async fn footprint_runs(args: &Args, bus: &harness::Bus) -> Result<Footprint> {
                 ]
                 .into_iter()
                 .collect();
-                conn.call_method(Some(harness::daemon::SYNC1_NAME), harness::daemon::SYNC1_PATH, Some("org.imsync.Sync1"), "SetAccount", &(settings,))
-                    .await?;
+                conn.call_method(
+                    Some(harness::daemon::SYNC1_NAME),
+                    harness::daemon::SYNC1_PATH,
+                    Some("org.imsync.Sync1"),
+                    "SetAccount",
+                    &(settings,),
+                )
+                .await?;
             }
         } else {
             if let Err(e) = &reply {
@@ -596,7 +618,10 @@ async fn footprint_runs(args: &Args, bus: &harness::Bus) -> Result<Footprint> {
             Some(()) => fp.exit_after_s.push(t_exit.elapsed().as_secs_f64() + 1.2),
             None => {
                 fp.exited = false;
-                return Err(format!("imsyncd (pid {pid}) did not exit within 15 s of idleness (--idle-timeout {IDLE_TIMEOUT})").into());
+                return Err(format!(
+                    "imsyncd (pid {pid}) did not exit within 15 s of idleness (--idle-timeout {IDLE_TIMEOUT})"
+                )
+                .into());
             }
         }
         // wait until the bus saw the name go
@@ -642,7 +667,12 @@ fn checks(sizes: &[SizeResult], fp: Option<&Footprint>) -> Vec<Check> {
     for r in sizes {
         let n = r.n;
         if n == TARGET_N {
-            c(format!("N={n} first backup: imsyncd CPU"), format!("{:.3} s", r.first.cpu_s), format!("≤ {T_FIRST_CPU_S} s"), r.first.cpu_s <= T_FIRST_CPU_S);
+            c(
+                format!("N={n} first backup: imsyncd CPU"),
+                format!("{:.3} s", r.first.cpu_s),
+                format!("≤ {T_FIRST_CPU_S} s"),
+                r.first.cpu_s <= T_FIRST_CPU_S,
+            );
             c(
                 format!("N={n} first backup: imsyncd peak RSS"),
                 format!("{:.1} MB", r.first.peak_rss_kb as f64 / 1024.0),
@@ -650,8 +680,18 @@ fn checks(sizes: &[SizeResult], fp: Option<&Footprint>) -> Vec<Check> {
                 r.first.peak_rss_kb <= T_FIRST_RSS_KB,
             );
         }
-        c(format!("N={n} no-change backup: imsyncd CPU"), format!("{:.3} s", r.nochange.cpu_s), format!("≤ {T_NOCHANGE_CPU_S} s"), r.nochange.cpu_s <= T_NOCHANGE_CPU_S);
-        c(format!("N={n} no-change backup: wall"), format!("{:.3} s", r.nochange.wall_s), format!("≤ {T_NOCHANGE_WALL_S} s"), r.nochange.wall_s <= T_NOCHANGE_WALL_S);
+        c(
+            format!("N={n} no-change backup: imsyncd CPU"),
+            format!("{:.3} s", r.nochange.cpu_s),
+            format!("≤ {T_NOCHANGE_CPU_S} s"),
+            r.nochange.cpu_s <= T_NOCHANGE_CPU_S,
+        );
+        c(
+            format!("N={n} no-change backup: wall"),
+            format!("{:.3} s", r.nochange.wall_s),
+            format!("≤ {T_NOCHANGE_WALL_S} s"),
+            r.nochange.wall_s <= T_NOCHANGE_WALL_S,
+        );
         for (label, m) in [("first backup", &r.first), ("1% changed", &r.change), ("no-change backup", &r.nochange)] {
             let limit = m.payload_bytes.div_ceil(SERVER_MAX_MSG_SIZE) + 2;
             let limit = if m.payload_bytes == 0 { 0 } else { limit };
@@ -674,9 +714,19 @@ fn checks(sizes: &[SizeResult], fp: Option<&Footprint>) -> Vec<Check> {
     }
     if let Some(fp) = fp {
         let idle = min_u(&fp.rss_idle_kb);
-        c("idle RSS (after activation)".into(), format!("{:.1} MB", idle as f64 / 1024.0), format!("≤ {} MB", T_IDLE_RSS_KB / 1024), idle <= T_IDLE_RSS_KB);
+        c(
+            "idle RSS (after activation)".into(),
+            format!("{:.1} MB", idle as f64 / 1024.0),
+            format!("≤ {} MB", T_IDLE_RSS_KB / 1024),
+            idle <= T_IDLE_RSS_KB,
+        );
         let cold = median(&fp.cold_start_s);
-        c("cold start to first reply (median)".into(), format!("{:.1} ms", cold * 1000.0), format!("≤ {} ms", T_COLD_START_S * 1000.0), cold <= T_COLD_START_S);
+        c(
+            "cold start to first reply (median)".into(),
+            format!("{:.1} ms", cold * 1000.0),
+            format!("≤ {} ms", T_COLD_START_S * 1000.0),
+            cold <= T_COLD_START_S,
+        );
         let exit = fp.exit_after_s.iter().copied().fold(0.0, f64::max);
         c(
             "exits after the idle timeout".into(),
@@ -701,7 +751,10 @@ fn sh(cmd: &str, args: &[&str]) -> String {
 
 fn machine() -> Value {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo.lines().find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|(_, v)| v.trim().to_string())).unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|(_, v)| v.trim().to_string()))
+        .unwrap_or_default();
     let mem = std::fs::read_to_string("/proc/meminfo")
         .unwrap_or_default()
         .lines()
@@ -744,12 +797,21 @@ async fn run(args: &Args) -> Result<usize> {
         .into());
     }
     let commit = sh("git", &["rev-parse", "--short=10", "HEAD"]);
-    let dirty = !sh("git", &["status", "--porcelain", "--untracked-files=no", "--", "service", "syncml", "tests", "Cargo.lock"]).is_empty();
+    let dirty = !sh(
+        "git",
+        &["status", "--porcelain", "--untracked-files=no", "--", "service", "syncml", "tests", "Cargo.lock"],
+    )
+    .is_empty();
     let date = sh("date", &["-u", "+%Y-%m-%d"]);
     let started = sh("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]);
     let cmdline = std::env::args().collect::<Vec<_>>().join(" ");
     let load_start = loadavg();
-    println!("imsync-bench: imsyncd {} ({}), commit {commit}{}, load {load_start}", imsyncd.display(), if release { "release" } else { "DEBUG build" }, if dirty { " (+ local changes)" } else { "" });
+    println!(
+        "imsync-bench: imsyncd {} ({}), commit {commit}{}, load {load_start}",
+        imsyncd.display(),
+        if release { "release" } else { "DEBUG build" },
+        if dirty { " (+ local changes)" } else { "" }
+    );
 
     let mut sizes = Vec::new();
     for &n in &args.sizes {
@@ -773,7 +835,10 @@ async fn run(args: &Args) -> Result<usize> {
     }
 
     let fp = if args.footprint {
-        println!("footprint: D-Bus activation of imsyncd --idle-timeout {IDLE_TIMEOUT}, {} cold starts", args.cold_runs);
+        println!(
+            "footprint: D-Bus activation of imsyncd --idle-timeout {IDLE_TIMEOUT}, {} cold starts",
+            args.cold_runs
+        );
         let fp = run_footprint(args, &imsyncd).await?;
         println!(
             "  cold start to first reply: {} ms; RSS after activation {} kB, idle {} kB; exit after {} s",
@@ -791,7 +856,10 @@ async fn run(args: &Args) -> Result<usize> {
     // table
     println!();
     println!("machine: {}", machine());
-    println!("date: {started}; commit {commit}{}; load average at start {load_start}, at end {load_end}", if dirty { " (+ local changes)" } else { "" });
+    println!(
+        "date: {started}; commit {commit}{}; load average at start {load_start}, at end {load_end}",
+        if dirty { " (+ local changes)" } else { "" }
+    );
     println!("command: {cmdline}");
     println!();
     println!("| N | backup | mode | wall s | imsyncd CPU s | peak RSS MB | round trips | bytes sent | bytes received | payload bytes | server CPU s |");
@@ -805,7 +873,12 @@ async fn run(args: &Args) -> Result<usize> {
         println!();
         println!("| daemon footprint | value |");
         println!("|---|---|");
-        println!("| cold start, GetAccount call → reply (D-Bus activation), median / best of {} | {:.1} / {:.1} ms |", fp.cold_start_s.len(), median(&fp.cold_start_s) * 1000.0, min_f(&fp.cold_start_s) * 1000.0);
+        println!(
+            "| cold start, GetAccount call → reply (D-Bus activation), median / best of {} | {:.1} / {:.1} ms |",
+            fp.cold_start_s.len(),
+            median(&fp.cold_start_s) * 1000.0,
+            min_f(&fp.cold_start_s) * 1000.0
+        );
         println!("| RSS right after activation | {:.1} MB |", min_u(&fp.rss_after_activation_kb) as f64 / 1024.0);
         println!(
             "| RSS idle (1.2 s after the call) | {:.1} MB (anonymous {:.1} MB, file-backed {:.1} MB; {} threads) |",
@@ -817,7 +890,11 @@ async fn run(args: &Args) -> Result<usize> {
         for r in &sizes {
             println!("| RSS idle after the N={} backups | {:.1} MB |", r.n, r.idle_rss_after_kb as f64 / 1024.0);
         }
-        println!("| exits after --idle-timeout {IDLE_TIMEOUT} | {} (≤ {:.1} s after the last call) |", if fp.exited { "yes" } else { "no" }, fp.exit_after_s.iter().copied().fold(0.0, f64::max));
+        println!(
+            "| exits after --idle-timeout {IDLE_TIMEOUT} | {} (≤ {:.1} s after the last call) |",
+            if fp.exited { "yes" } else { "no" },
+            fp.exit_after_s.iter().copied().fold(0.0, f64::max)
+        );
     }
     println!();
     let checks = if args.smoke { Vec::new() } else { checks(&sizes, fp.as_ref()) };
