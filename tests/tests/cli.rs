@@ -83,3 +83,62 @@ async fn cli_account_set_and_backup_wait() {
     assert_eq!(out.status.code(), Some(1));
     env.assert_no_secrets_leaked(&env.phone);
 }
+
+/// On a terminal `backup --wait` draws a progress bar per class (indicatif) instead of lines;
+/// `account list` marks the default; `restore --wait` brings a wiped contact back;
+/// `account remove` forgets the account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_on_a_terminal_restore_list_and_remove() {
+    let env = TestEnv::new("cli-tty").await.unwrap();
+    let specs = env.contacts(12);
+    let uids = env.phone.seed(&specs).await.unwrap();
+    let s = env.server();
+    env.remember_secret(s.username(), s.password());
+    let mut child = imsync(&env)
+        .args(["account", "set", "--protocol", "matrix", "--im-id", "@tty:example.org"])
+        .args(["--server-url", s.url(), "--username", s.username(), "--password-stdin"])
+        .args(["--set", "calendar.enabled=false", "--set", "tasks.enabled=false", "--set", "notes.enabled=false"])
+        .args(["--set", "sms.enabled=false", "--set", "roster.enabled=false"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(s.password().as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success());
+
+    // `script` gives the CLI a pseudo-terminal; its output is what a person sees.
+    let bin = harness::daemon::workspace_binary("imsync").unwrap();
+    let out = Command::new("script")
+        .args(["-qec", &format!("{} backup --wait", bin.display()), "/dev/null"])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("TERM", "xterm")
+        .env("DBUS_SESSION_BUS_ADDRESS", env.phone.bus.address())
+        .output()
+        .expect("script(1) from bsdutils");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(screen.contains("contacts [") && screen.contains("12/12"), "no progress bar on the terminal: {screen:?}");
+    assert!(!screen.lines().any(|l| l.trim() == "contacts: 12/12"), "plain progress lines on a terminal: {screen}");
+    assert!(screen.contains("contacts: succeeded (slow) — 12 added"), "{screen}");
+
+    let out = imsync(&env).args(["account", "list"]).output().unwrap();
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(list.lines().any(|l| l.starts_with("* matrix:@tty:example.org")), "{list}");
+
+    // wipe two contacts, restore them with the CLI
+    env.phone.book().remove_contacts(&uids[..2]).await.unwrap();
+    let out = imsync(&env).args(["restore", "--wait", "--class", "contacts"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("contacts: succeeded") && text.contains("2 added"), "{text}");
+    assert_eq!(env.phone.book().list_uids().await.unwrap().len(), 12);
+
+    let out = imsync(&env).args(["account", "remove", "matrix:@tty:example.org"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = imsync(&env).args(["account", "show"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("org.imsync.Error.NotConfigured"));
+    let out = imsync(&env).args(["account", "remove", "matrix:@nobody"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    env.assert_no_secrets_leaked(&env.phone);
+}

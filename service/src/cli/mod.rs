@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use futures_util::StreamExt;
 use zbus::zvariant::{OwnedValue, Value};
 
-use crate::dbus::client::{Job1Proxy, Sync1Proxy};
+use crate::dbus::client::{Account1Proxy, Job1Proxy, Sync1Proxy};
 
 #[derive(Parser, Debug)]
 #[command(name = "imsync", version, about = "Back up this phone's contacts and more to a SyncML server, through the imsync service")]
@@ -29,6 +29,8 @@ pub enum Command {
     Account(AccountCmd),
     /// Back up the phone now.
     Backup(BackupArgs),
+    /// Bring the server's data back onto the phone.
+    Restore(RestoreArgs),
     /// Running jobs and the last backup.
     Status,
     /// Past jobs, newest first.
@@ -53,6 +55,31 @@ pub enum AccountCmd {
     Set(AccountSetArgs),
     /// Show the default account (never the password).
     Show,
+    /// List the accounts (the default one is marked).
+    List,
+    /// Remove an account: its settings, sync state, friend list and password (the data on the
+    /// server stays).
+    Remove {
+        /// The account, `<protocol>:<im_id>`.
+        account: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// Wait for the job to finish, showing progress.
+    #[arg(long)]
+    pub wait: bool,
+    /// Only these classes (default: every enabled class).
+    #[arg(long = "class", value_name = "CLASS")]
+    pub classes: Vec<String>,
+    /// Account `<protocol>:<im_id>` (default: the default account).
+    #[arg(long)]
+    pub account: Option<String>,
+    /// `merge` (keep what the phone has, add what it lacks) or `replace` (the phone becomes the
+    /// server's copy).
+    #[arg(long, default_value = "merge", value_parser = ["merge", "replace"])]
+    pub mode: String,
 }
 
 #[derive(Args, Debug)]
@@ -167,6 +194,58 @@ pub async fn run(cli: Cli) -> Result<u8, String> {
             let acc = sync.get_account().await.map_err(err)?;
             print_dict(&acc, cli.json);
             Ok(EXIT_OK)
+        }
+        Command::Account(AccountCmd::List) => {
+            let mut rows = Vec::new();
+            for path in sync.list_accounts().await.map_err(err)? {
+                let p = account_proxy(&conn, path.as_str()).await?;
+                rows.push((p.name().await.map_err(err)?, p.is_default().await.map_err(err)?, p.server_url().await.map_err(err)?));
+            }
+            if cli.json {
+                let v: Vec<_> = rows
+                    .iter()
+                    .map(|(n, d, u)| serde_json::json!({"account": n, "is_default": d, "server_url": u}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(v));
+            } else {
+                for (n, d, u) in &rows {
+                    println!("{}{n}  {u}", if *d { "* " } else { "  " });
+                }
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Account(AccountCmd::Remove { account }) => {
+            for path in sync.list_accounts().await.map_err(err)? {
+                let p = account_proxy(&conn, path.as_str()).await?;
+                if p.name().await.map_err(err)? == account {
+                    p.remove().await.map_err(err)?;
+                    if !cli.json {
+                        println!("account {account} removed");
+                    }
+                    return Ok(EXIT_OK);
+                }
+            }
+            Err(format!("org.imsync.Error.NoSuchAccount: no account named '{account}'"))
+        }
+        Command::Restore(r) => {
+            let mut opts: HashMap<&str, Value<'_>> = HashMap::new();
+            if let Some(a) = &r.account {
+                opts.insert("account", a.as_str().into());
+            }
+            if !r.classes.is_empty() {
+                opts.insert("classes", r.classes.clone().into());
+            }
+            opts.insert("mode", r.mode.as_str().into());
+            let path = sync.restore_with(opts).await.map_err(err)?;
+            if !r.wait {
+                if cli.json {
+                    println!("{}", serde_json::json!({ "job": path.as_str() }));
+                } else {
+                    println!("{}", path.as_str());
+                }
+                return Ok(EXIT_OK);
+            }
+            wait_for(&conn, path.as_str(), cli.json).await
         }
         Command::Backup(b) => {
             let path = if b.classes.is_empty() && b.account.is_none() && !b.allow_mass_delete && !b.replace_server {
@@ -284,12 +363,62 @@ async fn job_proxy<'a>(conn: &zbus::Connection, path: &'a str) -> Result<Job1Pro
     Job1Proxy::builder(conn).path(path).map_err(err)?.build().await.map_err(err)
 }
 
+async fn account_proxy<'a>(conn: &zbus::Connection, path: &'a str) -> Result<Account1Proxy<'a>, String> {
+    Account1Proxy::builder(conn).path(path).map_err(err)?.build().await.map_err(err)
+}
+
+/// Progress display: a bar per class on a terminal, plain lines otherwise.
+struct ProgressView {
+    bars: Option<(indicatif::MultiProgress, HashMap<String, indicatif::ProgressBar>)>,
+    json: bool,
+}
+
+impl ProgressView {
+    fn new(json: bool) -> Self {
+        use std::io::IsTerminal;
+        let bars = (!json && std::io::stdout().is_terminal()).then(|| (indicatif::MultiProgress::new(), HashMap::new()));
+        ProgressView { bars, json }
+    }
+
+    fn update(&mut self, class: &str, done: u32, total: u32) {
+        match &mut self.bars {
+            Some((multi, bars)) => {
+                let bar = bars.entry(class.to_string()).or_insert_with(|| {
+                    let b = multi.add(indicatif::ProgressBar::new(u64::from(total)));
+                    b.set_style(
+                        indicatif::ProgressStyle::with_template("{prefix:>9} [{bar:30}] {pos}/{len}")
+                            .expect("valid template")
+                            .progress_chars("=> "),
+                    );
+                    b.set_prefix(class.to_string());
+                    b
+                });
+                bar.set_length(u64::from(total));
+                bar.set_position(u64::from(done));
+            }
+            None if self.json => {
+                println!("{}", serde_json::json!({"progress": {"class": class, "done": done, "total": total}}))
+            }
+            None => println!("{class}: {done}/{total}"),
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some((_, bars)) = &self.bars {
+            for b in bars.values() {
+                b.finish();
+            }
+        }
+    }
+}
+
 async fn wait_for(conn: &zbus::Connection, path: &str, json: bool) -> Result<u8, String> {
     let job = job_proxy(conn, path).await?;
     let mut progress = job.receive_progress().await.map_err(err)?;
     let mut finished = job.receive_finished().await.map_err(err)?;
     // The job may have finished before we subscribed: its State tells.
     let state = job.state().await.map_err(err)?;
+    let mut view = ProgressView::new(json);
     let (state, report) = if state != "running" {
         (state, job.report().await.map_err(err)?)
     } else {
@@ -297,11 +426,7 @@ async fn wait_for(conn: &zbus::Connection, path: &str, json: bool) -> Result<u8,
             tokio::select! {
                 Some(p) = progress.next() => {
                     if let Ok(a) = p.args() {
-                        if json {
-                            println!("{}", serde_json::json!({"progress": {"class": a.class, "done": a.done, "total": a.total}}));
-                        } else {
-                            println!("{}: {}/{}", a.class, a.done, a.total);
-                        }
+                        view.update(&a.class, a.done, a.total);
                     }
                 }
                 Some(f) = finished.next() => {
@@ -312,6 +437,7 @@ async fn wait_for(conn: &zbus::Connection, path: &str, json: bool) -> Result<u8,
             }
         }
     };
+    view.finish();
     if json {
         println!("{}", to_json_dict(&report));
     } else {

@@ -13,6 +13,7 @@ pub trait Sync1 {
     fn backup(&self) -> zbus::Result<OwnedObjectPath>;
     fn backup_with(&self, options: HashMap<&str, zbus::zvariant::Value<'_>>) -> zbus::Result<OwnedObjectPath>;
     fn restore(&self, classes: &[&str]) -> zbus::Result<OwnedObjectPath>;
+    fn restore_with(&self, options: HashMap<&str, zbus::zvariant::Value<'_>>) -> zbus::Result<OwnedObjectPath>;
     fn get_history(&self, max: u32) -> zbus::Result<Vec<Dict>>;
     fn list_accounts(&self) -> zbus::Result<Vec<OwnedObjectPath>>;
     fn set_roster(&self, account: &str, entries: &[HashMap<&str, zbus::zvariant::Value<'_>>]) -> zbus::Result<()>;
@@ -47,4 +48,15 @@ pub trait Job1 {
     fn progress(&self, class: String, done: u32, total: u32) -> zbus::Result<()>;
     #[zbus(signal)]
     fn finished(&self, state: String, report: Dict) -> zbus::Result<()>;
+}
+
+#[zbus::proxy(interface = "org.imsync.Account1", default_service = "org.imsync.Sync1")]
+pub trait Account1 {
+    #[zbus(property)]
+    fn name(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn is_default(&self) -> zbus::Result<bool>;
+    #[zbus(property)]
+    fn server_url(&self) -> zbus::Result<String>;
+    fn remove(&self) -> zbus::Result<()>;
 }
