@@ -225,11 +225,94 @@ fn weekly_series_model() {
 }
 
 #[test]
+fn series_split_into_items_and_identity() {
+    let item = read("weekly-series.ics", WireFormat::ICal20);
+    let uid = item.uid().unwrap().to_string();
+    assert_eq!(item.identity().as_deref(), Some(uid.as_str()));
+    let parts = item.clone().split();
+    assert_eq!(
+        parts.len(),
+        2,
+        "master and moved occurrence are items of their own"
+    );
+    let (master, moved) = (&parts[0], &parts[1]);
+    assert_eq!(master.master, item.master);
+    assert!(master.instances.is_empty());
+    assert_eq!(master.identity().as_deref(), Some(uid.as_str()));
+    assert!(moved.master.is_none());
+    assert_eq!(moved.instances, item.instances);
+    for p in &parts {
+        assert_eq!(p.tzids(), vec!["Europe/Berlin"]);
+        assert_eq!(
+            p.timezones, item.timezones,
+            "each carries the zone it refers to"
+        );
+    }
+    // The instance's identity: the recurrence id as a UTC instant (09:30 in Berlin).
+    let id = moved.identity().unwrap();
+    assert_eq!(id, format!("{uid}\u{1f}20240129T083000Z"));
+    assert_eq!(
+        split_instance_id(&id),
+        (uid.as_str(), Some("20240129T083000Z"))
+    );
+    assert_eq!(split_instance_id(&uid), (uid.as_str(), None));
+    assert_eq!(instance_id(&uid, None), uid);
+    assert_eq!(
+        instance_id(&uid, Some("20240129T093000")),
+        format!("{uid}{INSTANCE_ID_SEPARATOR}20240129T093000")
+    );
+    assert_eq!(Item::Calendar(moved.clone()).identity(), Some(id.clone()));
+
+    // One VEVENT per item on the wire; the identity survives both formats.
+    let ics = text(moved, WireFormat::ICal20);
+    assert_eq!(ics.matches("BEGIN:VEVENT").count(), 1, "{ics}");
+    assert!(
+        ics.contains("RECURRENCE-ID;TZID=Europe/Berlin:20240129T093000\r\n"),
+        "{ics}"
+    );
+    assert!(ics.contains("BEGIN:VTIMEZONE"), "{ics}");
+    let vcs = text(moved, WireFormat::VCal10);
+    assert_eq!(vcs.matches("BEGIN:VEVENT").count(), 1, "{vcs}");
+    assert!(vcs.contains("RECURRENCE-ID:20240129T083000Z\r\n"), "{vcs}");
+    for (data, format) in [(ics, WireFormat::ICal20), (vcs, WireFormat::VCal10)] {
+        let back = Item::from_wire(data.as_bytes(), format).unwrap();
+        assert_eq!(back.identity(), Some(id.clone()), "{format:?}");
+        assert_eq!(back.uid(), Some(uid.as_str()));
+    }
+    // The master alone in 1.0: only its own EXDATE (the moved occurrence is not in it).
+    let vcs = text(master, WireFormat::VCal10);
+    assert_eq!(vcs.matches("EXDATE").count(), 1, "{vcs}");
+    assert!(!vcs.contains("RECURRENCE-ID"), "{vcs}");
+    let back = cal(&Item::from_wire(vcs.as_bytes(), WireFormat::VCal10).unwrap()).clone();
+    assert_eq!(back.master.as_ref().unwrap().exdates.len(), 1);
+
+    // A zone the item does not carry, floating and date recurrence ids: as written.
+    let mut bare = moved.clone();
+    bare.timezones.clear();
+    assert_eq!(
+        bare.identity().unwrap(),
+        format!("{uid}\u{1f}20240129T093000")
+    );
+    bare.instances[0].recurrence_id = Some(CalTime::Date(Date::parse("20240129").unwrap()));
+    assert_eq!(bare.identity().unwrap(), format!("{uid}\u{1f}20240129"));
+    // A single component is returned as it is.
+    assert_eq!(master.clone().split(), vec![master.clone()]);
+    // Other items: the UID.
+    let card = Item::from_wire(
+        b"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:c-1\r\nFN:A\r\nN:A;;;;\r\nEND:VCARD\r\n",
+        WireFormat::VCard30,
+    )
+    .unwrap();
+    assert_eq!(card.identity().as_deref(), Some("c-1"));
+}
+
+#[test]
 fn all_day_and_alarms() {
     let item = read("all-day.ics", WireFormat::ICal20);
     let vcs = text(&item, WireFormat::VCal10);
+    // All-day as midnight to the last second of the last day, never date-only.
     assert!(
-        vcs.contains("DTSTART:20240315\r\nDTEND:20240315\r\n"),
+        vcs.contains("DTSTART:20240315T000000\r\nDTEND:20240315T235959\r\n"),
         "{vcs}"
     );
     assert!(vcs.contains("TRANSP:1\r\n"), "{vcs}");
@@ -239,6 +322,46 @@ fn all_day_and_alarms() {
     assert_eq!((&b.start, &b.end), (&m.start, &m.end));
     assert_eq!(b.categories, m.categories);
     assert_eq!(b.extra, m.extra, "TRANSP");
+
+    // Two days (iCalendar: 21st to the 23rd exclusive): the 22nd is the last day.
+    let item = read("two-day.ics", WireFormat::ICal20);
+    let vcs = text(&item, WireFormat::VCal10);
+    assert!(
+        vcs.contains("DTSTART:20240421T000000\r\nDTEND:20240422T235959\r\n"),
+        "{vcs}"
+    );
+    let back = cal(&Item::from_wire(vcs.as_bytes(), WireFormat::VCal10).unwrap()).clone();
+    let (m, b) = (item.master.as_ref().unwrap(), back.master.as_ref().unwrap());
+    assert_eq!((&b.start, &b.end), (&m.start, &m.end));
+    assert_eq!(b.end, Some(CalTime::Date(Date::parse("20240423").unwrap())));
+    // Other 1.0 all-day forms still read: date-only (inclusive end), end at 23:59.
+    for (start, end) in [
+        ("20240421", "20240422"),
+        ("20240421T000000", "20240422T235900"),
+    ] {
+        let v = format!("BEGIN:VCALENDAR\r\nVERSION:1.0\r\nBEGIN:VEVENT\r\nDTSTART:{start}\r\nDTEND:{end}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n");
+        let got = cal(&Item::from_wire(v.as_bytes(), WireFormat::VCal10).unwrap()).clone();
+        let g = got.master.as_ref().unwrap();
+        assert_eq!((&g.start, &g.end), (&m.start, &m.end), "{start} {end}");
+    }
+    // A duration of whole days, and an all-day start without an end.
+    let mut by_duration = item.clone();
+    let d = by_duration.master.as_mut().unwrap();
+    (d.end, d.duration) = (None, Some(2 * 86_400));
+    let vcs = text(&by_duration, WireFormat::VCal10);
+    assert!(vcs.contains("DTEND:20240422T235959\r\n"), "{vcs}");
+    let mut open_end = item.clone();
+    open_end.master.as_mut().unwrap().end = None;
+    let vcs = text(&open_end, WireFormat::VCal10);
+    assert!(
+        vcs.contains("DTSTART:20240421\r\n") && !vcs.contains("DTEND"),
+        "{vcs}"
+    );
+    let back = cal(&Item::from_wire(vcs.as_bytes(), WireFormat::VCal10).unwrap()).clone();
+    assert_eq!(
+        back.master.as_ref().unwrap().start,
+        open_end.master.as_ref().unwrap().start
+    );
 
     let item = read("alarm.ics", WireFormat::ICal20);
     let m = item.master.as_ref().unwrap();
@@ -314,7 +437,11 @@ fn tasks() {
         (&b.due, &b.status, &b.completed, b.priority),
         (&a.due, &a.status, &a.completed, a.priority)
     );
-    let needs = Item::from_wire(b"BEGIN:VCALENDAR\r\nVERSION:1.0\r\nBEGIN:VTODO\r\nSTATUS:NEEDS ACTION\r\nEND:VTODO\r\nEND:VCALENDAR\r\n", WireFormat::VCal10).unwrap();
+    let needs = Item::from_wire(
+        b"BEGIN:VCALENDAR\r\nVERSION:1.0\r\nBEGIN:VTODO\r\nSTATUS:NEEDS ACTION\r\nEND:VTODO\r\nEND:VCALENDAR\r\n",
+        WireFormat::VCal10,
+    )
+    .unwrap();
     assert_eq!(
         cal(&needs).master.as_ref().unwrap().status.as_deref(),
         Some("NEEDS-ACTION")

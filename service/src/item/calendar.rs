@@ -1,7 +1,12 @@
-//! The typed calendar item of the common item model: one logical event, task or memo
-//! (journal) — the master component, its detached `RECURRENCE-ID` instances (they
-//! travel together, identified by the UID) and the `VTIMEZONE`s they reference — and its
-//! iCalendar 2.0 form.
+//! The typed calendar item of the common item model: an event, task or memo (journal) —
+//! a master component and/or detached `RECURRENCE-ID` instances of one UID, and the
+//! `VTIMEZONE`s they reference — and its iCalendar 2.0 form.
+//!
+//! Stores and servers keep one component per item (SyncEvolution stores one `VEVENT` per
+//! item and blends a second one into the first), so sources yield the master and each
+//! detached instance as items of their own ([`CalendarItem::split`]), told apart by
+//! [`CalendarItem::identity`] (`uid`, or `uid` + [`INSTANCE_ID_SEPARATOR`] + recurrence
+//! id). An item received with several components is still read and written whole.
 //!
 //! As for contacts, a property becomes a typed field only if the field represents it
 //! completely (no group, only the parameters the field models, the first occurrence of a
@@ -37,6 +42,29 @@ pub const PRODID: &str = "-//imsync//NONSGML imsync//EN";
 
 fn is_internal(name: &str) -> bool {
     INTERNAL_PROPERTIES.contains(&name) || INTERNAL_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// Separates the UID from the `RECURRENCE-ID` in the id of a detached instance that
+/// travels as its own item ([`instance_id`]): the ASCII unit separator, which occurs in
+/// neither (a UID is printable text, a recurrence id a date or date-time).
+pub const INSTANCE_ID_SEPARATOR: char = '\u{1f}';
+
+/// The id of one component of a recurring series: `uid` for the master (`rid` `None`),
+/// `uid` + [`INSTANCE_ID_SEPARATOR`] + `rid` for the detached instance `rid`.
+pub fn instance_id(uid: &str, rid: Option<&str>) -> String {
+    match rid {
+        Some(rid) => format!("{uid}{INSTANCE_ID_SEPARATOR}{rid}"),
+        None => uid.to_string(),
+    }
+}
+
+/// Splits an id built by [`instance_id`] into the UID and the recurrence id (`None`:
+/// the master, or an id without separator).
+pub fn split_instance_id(id: &str) -> (&str, Option<&str>) {
+    match id.split_once(INSTANCE_ID_SEPARATOR) {
+        Some((uid, rid)) => (uid, Some(rid)),
+        None => (id, None),
+    }
 }
 
 /// What a calendar item is.
@@ -138,7 +166,8 @@ pub struct CalComponent {
     pub extra_components: Vec<Component>,
 }
 
-/// One logical calendar object: master + detached instances + referenced time zones.
+/// A calendar object: master and/or detached instances of one UID, with the referenced
+/// time zones. Sources yield one component per item (see the module documentation).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CalendarItem {
     pub kind: CalendarKind,
@@ -504,6 +533,78 @@ impl CalendarItem {
             .iter()
             .chain(self.instances.iter())
             .find_map(|c| c.uid.as_deref())
+    }
+
+    /// The identity of the item for matching copies of it (restore): the UID for an
+    /// item with a master (or without components), and [`instance_id`]`(uid, rid)` for
+    /// an item that is only a detached instance — the first one, should it carry more.
+    ///
+    /// The `rid` here is the recurrence id as a UTC instant when it can be resolved (UTC,
+    /// or zoned with the item's `VTIMEZONE`), so that the same instance matches whether
+    /// it was written with `TZID=Europe/Berlin` (EDS, iCalendar 2.0) or in UTC (vCalendar
+    /// 1.0, servers that convert); dates and floating times as written. It can therefore
+    /// differ from a store's local id of the instance, which keeps the store's own form.
+    pub fn identity(&self) -> Option<String> {
+        let uid = self.uid()?;
+        if self.master.is_some() {
+            return Some(uid.to_string());
+        }
+        let Some(rid) = self
+            .instances
+            .first()
+            .and_then(|i| i.recurrence_id.as_ref())
+        else {
+            return Some(uid.to_string());
+        };
+        Some(instance_id(uid, Some(&self.instant_text(rid))))
+    }
+
+    /// `t` as a UTC instant (`…Z`) when it is UTC or zoned with a zone the item carries;
+    /// otherwise as written.
+    fn instant_text(&self, t: &CalTime) -> String {
+        match t {
+            CalTime::Zoned { tzid, time } => match self
+                .timezone(tzid)
+                .and_then(|z| super::tz::to_utc(z, *time))
+            {
+                Some(utc) => CalTime::Utc(utc).value_text(),
+                None => t.value_text(),
+            },
+            other => other.value_text(),
+        }
+    }
+
+    /// The item split into one item per component, as stores and servers that keep one
+    /// component per item (evolution-data-server, SyncEvolution) hold them: the master,
+    /// then each detached instance, each with only the `VTIMEZONE`s it refers to. An item
+    /// of one component is returned as it is.
+    pub fn split(self) -> Vec<CalendarItem> {
+        if self.components().count() <= 1 {
+            return vec![self];
+        }
+        let CalendarItem {
+            kind,
+            master,
+            instances,
+            timezones,
+        } = self;
+        let mut out = Vec::with_capacity(instances.len() + 1);
+        if let Some(m) = master {
+            let mut item = CalendarItem::new(kind, m);
+            item.set_timezones(timezones.clone());
+            out.push(item);
+        }
+        for i in instances {
+            let mut item = CalendarItem {
+                kind,
+                master: None,
+                instances: vec![i],
+                timezones: Vec::new(),
+            };
+            item.set_timezones(timezones.clone());
+            out.push(item);
+        }
+        out
     }
 
     /// Every component, master first.

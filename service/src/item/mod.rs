@@ -15,7 +15,10 @@ pub mod vcal10;
 pub mod vcard;
 pub mod vmessage;
 
-pub use calendar::{Alarm, CalComponent, CalendarItem, CalendarKind, Trigger};
+pub use calendar::{
+    instance_id, split_instance_id, Alarm, CalComponent, CalendarItem, CalendarKind, Trigger,
+    INSTANCE_ID_SEPARATOR,
+};
 pub use caltime::{CalTime, Date, LocalTime};
 pub use contact::{Address, Contact, Email, Impp, Name, Photo, Tel};
 pub use ical::Component;
@@ -95,7 +98,8 @@ pub enum ItemError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
     Contact(Contact),
-    /// An event, task or memo (with its detached instances and time zones).
+    /// An event, task or memo: a master and/or detached instances of one UID, with their
+    /// time zones (sources yield one component per item).
     Calendar(CalendarItem),
     /// A short message; its UID is its content identity ([`Sms::identity`]).
     Sms(Sms),
@@ -108,6 +112,18 @@ impl Item {
             Item::Contact(c) => c.uid.as_deref(),
             Item::Calendar(c) => c.uid(),
             Item::Sms(m) => Some(m.identity()),
+        }
+    }
+
+    /// What identifies the item when copies of it are matched (restore: a server item
+    /// and the phone item it is a copy of). A calendar item's
+    /// [`CalendarItem::identity`]: the UID for a master, the UID + separator + recurrence
+    /// id for a detached instance that is an item of its own (one series is several
+    /// items). Other items: their [`Item::uid`].
+    pub fn identity(&self) -> Option<String> {
+        match self {
+            Item::Calendar(c) => c.identity(),
+            other => other.uid().map(str::to_string),
         }
     }
 

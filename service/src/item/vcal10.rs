@@ -5,8 +5,12 @@
 //! * Times: UTC (`…Z`) — zoned times are converted with the item's `VTIMEZONE`; floating
 //!   times stay floating (a zone the item does not carry makes its times floating).
 //!   No `TZ`/`DAYLIGHT` properties are written.
-//! * All-day: date-only `DTSTART`/`DTEND`, where `DTEND` names the *last* day (1.0
-//!   readers take a date-only end as inclusive); iCalendar's exclusive end is shifted.
+//! * All-day (date-only start and end): `DTSTART` at midnight of the first day and
+//!   `DTEND` at 23:59:59 of the *last* day, floating (`DTSTART:20240421T000000`,
+//!   `DTEND:20240422T235959` for iCalendar's `20240421`–`20240423` exclusive). Not
+//!   date-only values: readers differ on whether a date-only `DTEND` is inclusive
+//!   (SyncEvolution takes it as exclusive unless it equals `DTSTART`, losing a day). An
+//!   all-day start without an end stays date-only.
 //! * `RRULE` in 1.0 syntax (`W1 MO #10`, `MP1 2+ TU #0`, `MD1 15 20241231T000000Z`,
 //!   `YM1 3 #0`). A 2.0 rule with no 1.0 equivalent (`BYSETPOS`, hourly, …) is left out.
 //! * `EXDATE` (converted like `DTSTART`), `DCREATED`, `LAST-MODIFIED`, `CATEGORIES`
@@ -25,8 +29,10 @@
 //!
 //! ## Reading
 //! The reverse; floating times become UTC when the calendar has a `TZ` offset
-//! (`DAYLIGHT` rules are ignored). `DTSTART:…T000000` with `DTEND:…T235959` (or `T235900`)
-//! is read as all-day. A 1.0 rule imsync cannot read is kept as `X-VCAL10-RRULE`.
+//! (`DAYLIGHT` rules are ignored). `DTSTART:…T000000` with `DTEND:…T2359xx` (floating,
+//! what imsync writes) is read as all-day, `DTEND`'s day being the last day; so is a
+//! date-only `DTSTART`/`DTEND` pair (`DTEND` inclusive). A 1.0 rule imsync cannot read is
+//! kept as `X-VCAL10-RRULE`.
 
 use super::calendar::{Alarm, CalComponent, CalendarItem, CalendarKind, Trigger, PRODID};
 use super::caltime::{format_duration, parse_duration, parse_utc_offset, CalTime, LocalTime};
@@ -251,9 +257,6 @@ fn component_to_v1(
     if let Some(s) = &comp.location {
         c.push_text("LOCATION", s);
     }
-    if let Some(start) = &comp.start {
-        c.props.push(time_prop("DTSTART", &to_v1(start, item)));
-    }
     let end = comp.end.clone().or_else(|| {
         let (start, d) = (comp.start.as_ref()?, comp.duration?);
         (kind == CalendarKind::Event).then(|| match start {
@@ -266,14 +269,33 @@ fn component_to_v1(
             },
         })
     });
-    if let Some(end) = &end {
-        let v1 = match (end, &comp.start) {
-            // Inclusive last day.
-            (CalTime::Date(e), Some(CalTime::Date(s))) => CalTime::Date((*e).add_days(-1).max(*s)),
-            (CalTime::Date(e), _) => CalTime::Date(e.add_days(-1)),
-            (other, _) => to_v1(other, item),
-        };
-        c.props.push(time_prop("DTEND", &v1));
+    let all_day = match (&comp.start, &end) {
+        (Some(CalTime::Date(s)), Some(CalTime::Date(e))) => Some((*s, *e)),
+        _ => None,
+    };
+    if let Some((s, e)) = all_day {
+        // Midnight of the first day to the last second of the last day: what 1.0
+        // readers (and the SyncML server) take as all-day. A date-only DTEND is not read
+        // the same everywhere (inclusive or exclusive).
+        let last = e.add_days(-1).max(s);
+        let end_of_day = LocalTime::new(last, 23, 59, 59).unwrap_or(LocalTime::midnight(last));
+        c.props.push(time_prop(
+            "DTSTART",
+            &CalTime::Floating(LocalTime::midnight(s)),
+        ));
+        c.props
+            .push(time_prop("DTEND", &CalTime::Floating(end_of_day)));
+    } else if let Some(start) = &comp.start {
+        c.props.push(time_prop("DTSTART", &to_v1(start, item)));
+    }
+    match &end {
+        _ if all_day.is_some() => {}
+        // An end date after a start that is not a date: the inclusive last day.
+        Some(CalTime::Date(e)) => c
+            .props
+            .push(time_prop("DTEND", &CalTime::Date(e.add_days(-1)))),
+        Some(other) => c.props.push(time_prop("DTEND", &to_v1(other, item))),
+        None => {}
     }
     if let Some(due) = &comp.due {
         c.props.push(time_prop("DUE", &to_v1(due, item)));

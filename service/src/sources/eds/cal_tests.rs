@@ -10,7 +10,9 @@ use super::proxies::{CalendarFactoryProxy, CalendarProxy};
 use super::testbus::TestBus;
 use super::tests::{owner_pid, wait_gone, TINY_PNG};
 use super::*;
-use crate::item::{CalTime, CalendarItem, CalendarKind, Contact, Item, Photo, WireFormat};
+use crate::item::{
+    split_instance_id, CalTime, CalendarItem, CalendarKind, Contact, Item, Photo, WireFormat,
+};
 use crate::sources::{Source, SourceItem, WriteOp, WriteResult};
 
 fn golden(name: &str) -> CalendarItem {
@@ -144,26 +146,51 @@ async fn lists_events_grouped_with_time_zones() {
     let items = cal.list().await.unwrap();
     eprintln!("listed {} calendar items in {:?}", items.len(), t.elapsed());
     let ids: Vec<&str> = items.iter().map(|i| i.local_id.as_str()).collect();
-    assert_eq!(ids, vec!["alarm-1", "allday-1", "series-1", "tokyo-1"]);
+    let moved_id = "series-1\u{1f}20240129T093000";
+    assert_eq!(
+        ids,
+        vec!["alarm-1", "allday-1", "series-1", moved_id, "tokyo-1"],
+        "the master and the moved occurrence are items of their own"
+    );
+    assert_eq!(
+        split_instance_id(moved_id),
+        ("series-1", Some("20240129T093000"))
+    );
 
     let series = calendar_item(&items[2]);
-    assert_eq!(
-        series.instances.len(),
-        1,
-        "master and moved occurrence are one item"
-    );
+    assert!(series.instances.is_empty());
     assert_eq!(
         series.master.as_ref().unwrap().rrules,
         vec!["FREQ=WEEKLY;COUNT=10;BYDAY=MO"]
     );
     assert_eq!(series.master.as_ref().unwrap().exdates.len(), 1);
-    // Olson zones resolve without AddTimezone.
-    assert_eq!(series.tzids(), vec!["Europe/Berlin"]);
-    assert!(series.timezone("Europe/Berlin").is_some());
-    assert!(calendar_item(&items[3]).timezone("Asia/Tokyo").is_some());
-    let ics =
-        String::from_utf8(items[2].item.as_ref().unwrap().to_wire(WireFormat::ICal20)).unwrap();
-    assert!(!ics.contains("X-EVOLUTION"), "{ics}");
+    assert_eq!(
+        items[2].item.as_ref().unwrap().identity().as_deref(),
+        Some("series-1")
+    );
+    let moved = calendar_item(&items[3]);
+    assert!(moved.master.is_none());
+    assert_eq!(moved.instances.len(), 1);
+    assert_eq!(
+        moved.instances[0].summary.as_deref(),
+        Some("Weekly stand-up (moved)")
+    );
+    assert_eq!(
+        items[3].item.as_ref().unwrap().identity().as_deref(),
+        Some("series-1\u{1f}20240129T083000Z"),
+        "identity: the recurrence id as a UTC instant"
+    );
+    // Olson zones resolve without AddTimezone; each item carries the zones it uses.
+    for it in [series, moved] {
+        assert_eq!(it.tzids(), vec!["Europe/Berlin"]);
+        assert!(it.timezone("Europe/Berlin").is_some());
+    }
+    assert!(calendar_item(&items[4]).timezone("Asia/Tokyo").is_some());
+    for it in &items[2..4] {
+        let ics = String::from_utf8(it.item.as_ref().unwrap().to_wire(WireFormat::ICal20)).unwrap();
+        assert!(!ics.contains("X-EVOLUTION"), "{ics}");
+        assert_eq!(ics.matches("BEGIN:VEVENT").count(), 1, "{ics}");
+    }
     let vcs =
         String::from_utf8(items[2].item.as_ref().unwrap().to_wire(WireFormat::VCal10)).unwrap();
     assert!(vcs.contains("DTSTART:20240108T083000Z\r\n"), "{vcs}");
@@ -197,50 +224,70 @@ async fn events_tasks_and_memos_write_and_list_back() {
     let conn = bus.connect().await;
     let eds = Eds::new(conn.clone()).await.unwrap();
 
-    // Events: a series with EXDATE + moved occurrence (Europe/Berlin), all-day, alarms.
+    // Events: a series with EXDATE + moved occurrence (Europe/Berlin) as two items, the
+    // moved occurrence given first (its master comes later in the call, after another
+    // op); all-day; alarms.
     let mut cal = open(&eds, EdsSourceKind::Calendar).await;
     let rev0 = cal.revision().await.unwrap();
     let series = golden("weekly-series.ics");
+    let [master, moved]: [CalendarItem; 2] = series.clone().split().try_into().unwrap();
     let allday = golden("all-day.ics");
     let alarm = golden("alarm.ics");
     let mut duplicate = allday.clone();
     duplicate.master.as_mut().unwrap().summary = Some("same UID".into());
     let results = cal
         .write(vec![
-            WriteOp::Add(Item::Calendar(series.clone())),
+            WriteOp::Add(Item::Calendar(moved.clone())),
             WriteOp::Add(Item::Calendar(allday.clone())),
+            WriteOp::Delete {
+                local_id: "no-such-uid".into(),
+            },
             WriteOp::Add(Item::Calendar(duplicate)),
+            WriteOp::Add(Item::Calendar(master.clone())),
             WriteOp::Add(Item::Calendar(alarm.clone())),
             WriteOp::Add(Item::Calendar(golden("task.ics"))),
         ])
         .await
         .unwrap();
-    assert_eq!(results.len(), 5);
+    assert_eq!(results.len(), 7);
     ok(&results[..2]);
+    assert!(results[2].error.is_some(), "{results:?}");
     assert!(
-        results[2]
+        results[3]
             .error
             .as_deref()
             .unwrap()
             .contains("OBJECT_ID_ALREADY_EXISTS"),
         "{results:?}"
     );
-    ok(&results[3..4]);
+    ok(&results[4..6]);
     assert!(
-        results[4].error.as_deref().unwrap().contains("only events"),
+        results[6].error.as_deref().unwrap().contains("only events"),
         "{results:?}"
     );
+    let uid = series.uid().unwrap().to_string();
     assert_eq!(
-        results[0].local_id.as_deref(),
-        Some("seed-event-00000@eds-session.test"),
+        results[4].local_id.as_deref(),
+        Some(uid.as_str()),
         "UIDs are kept"
     );
+    let moved_id = format!("{uid}\u{1f}20240129T093000");
+    assert_eq!(results[0].local_id.as_deref(), Some(moved_id.as_str()));
     let rev1 = cal.revision().await.unwrap();
     assert_ne!(rev1, rev0);
 
     let items = cal.list().await.unwrap();
-    assert_eq!(items.len(), 3);
-    for (item, original) in items.iter().zip([&series, &allday, &alarm]) {
+    let ids: Vec<&str> = items.iter().map(|i| i.local_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        vec![
+            uid.as_str(),
+            moved_id.as_str(),
+            allday.uid().unwrap(),
+            alarm.uid().unwrap()
+        ]
+    );
+    for (item, original) in items.iter().zip([&master, &moved, &allday, &alarm]) {
         assert_eq!(
             normalised(calendar_item(item).clone()),
             normalised(original.clone()),
@@ -248,12 +295,13 @@ async fn events_tasks_and_memos_write_and_list_back() {
             item.local_id
         );
     }
+    let find = |items: &[SourceItem], id: &str| -> CalendarItem {
+        normalised(calendar_item(items.iter().find(|i| i.local_id == id).unwrap()).clone())
+    };
 
-    // Replace: the moved occurrence goes away (without adding an EXDATE), summary changes.
-    let mut changed = series.clone();
-    changed.instances.clear();
+    // Replace the master: the moved occurrence (an item of its own) stays.
+    let mut changed = master.clone();
     changed.master.as_mut().unwrap().summary = Some("Weekly stand-up (changed)".into());
-    let uid = series.uid().unwrap().to_string();
     ok(&cal
         .write(vec![WriteOp::Replace {
             local_id: uid.clone(),
@@ -262,24 +310,84 @@ async fn events_tasks_and_memos_write_and_list_back() {
         .await
         .unwrap());
     let items = cal.list().await.unwrap();
-    let now = calendar_item(items.iter().find(|i| i.local_id == uid).unwrap());
-    assert_eq!(normalised(now.clone()), normalised(changed.clone()));
-    // And back: Replace adds the detached instance again.
+    assert_eq!(items.len(), 4);
+    assert_eq!(find(&items, &uid), normalised(changed.clone()));
+    assert_eq!(find(&items, &moved_id), normalised(moved.clone()));
+
+    // Replace the moved occurrence by its local id.
+    let mut moved2 = moved.clone();
+    moved2.instances[0].summary = Some("Weekly stand-up (moved again)".into());
+    let results = cal
+        .write(vec![WriteOp::Replace {
+            local_id: moved_id.clone(),
+            item: Item::Calendar(moved2.clone()),
+        }])
+        .await
+        .unwrap();
+    ok(&results);
+    assert_eq!(results[0].local_id.as_deref(), Some(moved_id.as_str()));
+    let items = cal.list().await.unwrap();
+    assert_eq!(items.len(), 4);
+    assert_eq!(find(&items, &moved_id), normalised(moved2.clone()));
+    assert_eq!(find(&items, &uid), normalised(changed.clone()));
+
+    // The same instance as a vCalendar 1.0 server sends it back (times in UTC): same
+    // identity, and it replaces the stored instance instead of adding one.
+    let mut moved3 = moved.clone();
+    moved3.instances[0].summary = Some("Weekly stand-up (from 1.0)".into());
+    let v1 = Item::from_wire(
+        &Item::Calendar(moved3).to_wire(WireFormat::VCal10),
+        WireFormat::VCal10,
+    )
+    .unwrap();
+    assert_eq!(v1.identity(), Item::Calendar(moved.clone()).identity());
     ok(&cal
         .write(vec![WriteOp::Replace {
-            local_id: uid.clone(),
-            item: Item::Calendar(series.clone()),
+            local_id: moved_id.clone(),
+            item: v1,
         }])
         .await
         .unwrap());
     let items = cal.list().await.unwrap();
-    let now = calendar_item(items.iter().find(|i| i.local_id == uid).unwrap());
-    assert_eq!(now.instances.len(), 1);
-    assert_eq!(now.instances[0].summary, series.instances[0].summary);
+    let ids: Vec<&str> = items.iter().map(|i| i.local_id.as_str()).collect();
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    let now = find(&items, &moved_id);
+    assert_eq!(
+        now.instances[0].summary.as_deref(),
+        Some("Weekly stand-up (from 1.0)")
+    );
+    assert_eq!(
+        now.instances[0].start.as_ref().unwrap().value_text(),
+        "20240129T100000Z"
+    );
 
-    // Delete (batched), and a delete of an unknown UID fails alone.
+    // Delete the moved occurrence alone: no EXDATE is added to the master.
+    ok(&cal
+        .write(vec![WriteOp::Delete {
+            local_id: moved_id.clone(),
+        }])
+        .await
+        .unwrap());
+    let items = cal.list().await.unwrap();
+    assert_eq!(items.len(), 3);
+    assert_eq!(find(&items, &uid), normalised(changed.clone()));
+    // Added again, after its master (in the store already).
+    let results = cal
+        .write(vec![WriteOp::Add(Item::Calendar(moved.clone()))])
+        .await
+        .unwrap();
+    ok(&results);
+    assert_eq!(results[0].local_id.as_deref(), Some(moved_id.as_str()));
+    let items = cal.list().await.unwrap();
+    assert_eq!(find(&items, &moved_id), normalised(moved.clone()));
+    assert_eq!(find(&items, &uid), normalised(changed.clone()));
+
+    // Delete (batched): the series with its moved occurrence, an unknown UID fails alone.
     let results = cal
         .write(vec![
+            WriteOp::Delete {
+                local_id: moved_id.clone(),
+            },
             WriteOp::Delete {
                 local_id: uid.clone(),
             },
@@ -293,10 +401,10 @@ async fn events_tasks_and_memos_write_and_list_back() {
         .await
         .unwrap();
     assert!(
-        results[0].error.is_none() && results[2].error.is_none(),
+        results[0].error.is_none() && results[1].error.is_none() && results[3].error.is_none(),
         "{results:?}"
     );
-    assert!(results[1].error.is_some(), "{results:?}");
+    assert!(results[2].error.is_some(), "{results:?}");
     let left: Vec<String> = cal
         .list()
         .await
@@ -306,6 +414,16 @@ async fn events_tasks_and_memos_write_and_list_back() {
         .collect();
     assert_eq!(left, vec![alarm.uid().unwrap().to_string()]);
 
+    // A whole series in one item (as older servers may hold it) is still written whole;
+    // it lists as two items.
+    ok(&cal
+        .write(vec![WriteOp::Add(Item::Calendar(series.clone()))])
+        .await
+        .unwrap());
+    let items = cal.list().await.unwrap();
+    assert_eq!(items.len(), 3);
+    assert_eq!(find(&items, &uid), normalised(master.clone()));
+    assert_eq!(find(&items, &moved_id), normalised(moved.clone()));
     // Tasks.
     let mut tasks = open(&eds, EdsSourceKind::TaskList).await;
     assert_eq!(tasks.class(), crate::class::DataClass::Tasks);
@@ -371,6 +489,80 @@ async fn events_tasks_and_memos_write_and_list_back() {
         got.master.as_ref().unwrap().summary.as_deref(),
         Some("Ideas (edited)")
     );
+}
+
+/// A moved occurrence whose master is not in the store is created by itself; a master
+/// and its moved occurrence in one run of Adds are written master first.
+#[tokio::test]
+async fn detached_instance_added_with_and_without_its_master() {
+    let Some(bus) = TestBus::start() else { return };
+    let conn = bus.connect().await;
+    let eds = Eds::new(conn.clone()).await.unwrap();
+    let mut cal = open(&eds, EdsSourceKind::Calendar).await;
+    let [master, moved]: [CalendarItem; 2] =
+        golden("weekly-series.ics").split().try_into().unwrap();
+    let uid = master.uid().unwrap().to_string();
+    let moved_id = format!("{uid}\u{1f}20240129T093000");
+
+    // Without a master.
+    let results = cal
+        .write(vec![WriteOp::Add(Item::Calendar(moved.clone()))])
+        .await
+        .unwrap();
+    ok(&results);
+    assert_eq!(results[0].local_id.as_deref(), Some(moved_id.as_str()));
+    let items = cal.list().await.unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].local_id, moved_id);
+    let mut got = normalised(calendar_item(&items[0]).clone());
+    assert!(
+        got.instances[0].created.is_some(),
+        "CreateObjects sets CREATED"
+    );
+    got.instances[0].created = None;
+    assert_eq!(got, normalised(moved.clone()));
+    // The master arriving later (another call): it joins its instance.
+    let results = cal
+        .write(vec![WriteOp::Add(Item::Calendar(master.clone()))])
+        .await
+        .unwrap();
+    let items = cal.list().await.unwrap();
+    let ids: Vec<&str> = items.iter().map(|i| i.local_id.as_str()).collect();
+    ok(&results);
+    assert_eq!(ids, vec![uid.as_str(), moved_id.as_str()]);
+    assert_eq!(
+        normalised(calendar_item(&items[0]).clone()),
+        normalised(master.clone())
+    );
+    let mut got = normalised(calendar_item(&items[1]).clone());
+    got.instances[0].created = None;
+    assert_eq!(got, normalised(moved.clone()));
+
+    // Instance before master in one run of Adds (another UID).
+    let (mut master_b, mut moved_b) = (master.clone(), moved.clone());
+    master_b.set_uid("series-b");
+    moved_b.set_uid("series-b");
+    let results = cal
+        .write(vec![
+            WriteOp::Add(Item::Calendar(moved_b.clone())),
+            WriteOp::Add(Item::Calendar(master_b.clone())),
+        ])
+        .await
+        .unwrap();
+    ok(&results);
+    assert_eq!(
+        results[0].local_id.as_deref(),
+        Some("series-b\u{1f}20240129T093000")
+    );
+    assert_eq!(results[1].local_id.as_deref(), Some("series-b"));
+    let items = cal.list().await.unwrap();
+    assert_eq!(items.len(), 4);
+    let b: Vec<CalendarItem> = items
+        .iter()
+        .filter(|i| i.local_id.starts_with("series-b"))
+        .map(|i| normalised(calendar_item(i).clone()))
+        .collect();
+    assert_eq!(b, vec![normalised(master_b), normalised(moved_b)]);
 }
 
 #[tokio::test]
@@ -514,7 +706,11 @@ async fn calendar_reopens_after_the_factory_is_killed() {
         .await
         .unwrap());
     let rev = cal.revision().await.unwrap();
-    assert_eq!(cal.list().await.unwrap().len(), 1);
+    assert_eq!(
+        cal.list().await.unwrap().len(),
+        2,
+        "master and moved occurrence"
+    );
 
     let pid = owner_pid(&conn, &factory).await;
     assert!(std::process::Command::new("kill")
@@ -530,7 +726,8 @@ async fn calendar_reopens_after_the_factory_is_killed() {
         "revision survives a factory restart"
     );
     let items = cal.list().await.unwrap();
-    assert_eq!(calendar_item(&items[0]).instances.len(), 1);
+    assert_eq!(items.len(), 2);
+    assert_eq!(calendar_item(&items[1]).instances.len(), 1);
     assert_ne!(owner_pid(&conn, &factory).await, pid);
 
     // Writes reopen too.
@@ -545,9 +742,9 @@ async fn calendar_reopens_after_the_factory_is_killed() {
         .write(vec![WriteOp::Add(Item::Calendar(golden("all-day.ics")))])
         .await
         .unwrap());
-    assert_eq!(cal.list().await.unwrap().len(), 2);
+    assert_eq!(cal.list().await.unwrap().len(), 3);
     assert!(matches!(
-        calendar_item(&cal.list().await.unwrap()[1])
+        calendar_item(&cal.list().await.unwrap()[2])
             .master
             .as_ref()
             .unwrap()
