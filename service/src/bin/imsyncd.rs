@@ -85,7 +85,7 @@ async fn run(args: Args) -> Result<(), String> {
     let secrets = Arc::new(Secrets::new(state_dir.join("secrets")));
     let conn = zbus::Connection::session().await.map_err(|e| format!("cannot connect to the session bus: {e}"))?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let engine = Engine::new(Arc::clone(&store), Arc::clone(&secrets), conn.clone(), EngineOptions::default(), tx);
+    let engine = Engine::new(Arc::clone(&store), Arc::clone(&secrets), conn.clone(), EngineOptions { state_dir: Some(state_dir.clone()), ..EngineOptions::default() }, tx);
     let shared = Shared::new(Arc::clone(&engine), store, secrets);
     dbus::serve(&conn, Arc::clone(&shared), rx)
         .await

@@ -235,7 +235,7 @@ impl Engine {
         ctx: &JobContext,
     ) -> Result<Option<ClassRun>, EngineError> {
         let name = &account.name();
-        let sctx = sources::SourceContext { conn: phone_bus, store: &self.store, account };
+        let sctx = sources::SourceContext { conn: phone_bus, store: &self.store, account, state_dir: self.options.state_dir.as_deref() };
         let mut sources = sources::open_sources(class, &sctx).await.map_err(super::source_error)?;
         let state = self.with_store(|s| s.class_state(name, class))?;
         let has_state = state.as_ref().is_some_and(|st| {

@@ -210,6 +210,8 @@ pub struct EngineOptions {
     pub max_obj_size: u32,
     /// A session still running after this long fails (no new message is sent).
     pub session_deadline: std::time::Duration,
+    /// The service's state directory (for sources that keep files, e.g. the SMS restore ledger).
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for EngineOptions {
@@ -219,6 +221,7 @@ impl Default for EngineOptions {
             max_msg_size: 512 * 1024,
             max_obj_size: 4 * 1024 * 1024,
             session_deadline: std::time::Duration::from_secs(3600),
+            state_dir: None,
         }
     }
 }

@@ -46,7 +46,7 @@ impl Engine {
             if !settings.enabled {
                 continue;
             }
-            let ctx = SourceContext { conn: &bus, store: &self.store, account: &account };
+            let ctx = SourceContext { conn: &bus, store: &self.store, account: &account, state_dir: self.options.state_dir.as_deref() };
             let Ok(mut srcs) = sources::open_sources(class, &ctx).await else { continue };
             let state = self.with_store(|s| s.class_state(&name, class))?;
             let usable = state.as_ref().filter(|st| {

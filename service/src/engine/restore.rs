@@ -173,7 +173,7 @@ impl Engine {
         let mut runs = Vec::new();
         for &class in classes {
             let settings = account.class(class);
-            let sctx = sources::SourceContext { conn: &phone_bus, store: &self.store, account };
+            let sctx = sources::SourceContext { conn: &phone_bus, store: &self.store, account, state_dir: self.options.state_dir.as_deref() };
             match sources::open_sources(class, &sctx).await {
                 Ok(srcs) if srcs.iter().any(|s| s.writable()) => {
                     let state = self.with_store(|s| s.class_state(&name, class))?;

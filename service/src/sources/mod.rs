@@ -22,6 +22,8 @@ pub struct SourceContext<'a> {
     pub conn: &'a zbus::Connection,
     pub store: &'a Arc<Mutex<Store>>,
     pub account: &'a Account,
+    /// The service's state directory (sources that keep files of their own put them there).
+    pub state_dir: Option<&'a std::path::Path>,
 }
 
 /// One item read from a source: the source's own identifier for it and the item,
@@ -100,7 +102,7 @@ pub async fn open_sources(class: DataClass, ctx: &SourceContext<'_>) -> Result<V
     if class == DataClass::Sms {
         // ModemManager lives on the system bus, not on `conn` (the session bus). No modem /
         // no ModemManager: `SourceError::Unavailable`, never an empty list.
-        return modemmanager::open_sources().await;
+        return modemmanager::open_sources(ctx.state_dir.map(std::path::Path::to_path_buf)).await;
     }
     match eds::EdsSourceKind::for_class(class) {
         Some(kind) => {

@@ -348,9 +348,13 @@ impl ModemManager {
     }
 }
 
-/// `open_sources(Sms)`: ModemManager on the system bus.
-pub async fn open_sources() -> Result<Vec<Box<dyn crate::sources::Source>>, SourceError> {
-    let mm = ModemManager::system().await?;
+/// `open_sources(Sms)`: ModemManager on the system bus; the restore ledger in `state_dir`
+/// (the daemon's state directory; `None`: [`default_state_dir`]).
+pub async fn open_sources(state_dir: Option<PathBuf>) -> Result<Vec<Box<dyn crate::sources::Source>>, SourceError> {
+    let mut mm = ModemManager::system().await?;
+    if state_dir.is_some() {
+        mm.state_dir = state_dir;
+    }
     Ok(mm
         .open_all(ModemManager::DEFAULT_ENABLE_WAIT)
         .await?
