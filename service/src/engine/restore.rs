@@ -76,7 +76,7 @@ fn format_of(class: DataClass, content_type: Option<&str>) -> WireFormat {
 fn modified(item: &Item) -> Option<String> {
     let raw = match item {
         Item::Contact(c) => c.rev.clone(),
-        Item::Calendar(c) => c.master.as_ref().and_then(|m| m.last_modified.as_ref()).map(|t| t.value_text()),
+        Item::Calendar(c) => c.components().find_map(|m| m.last_modified.as_ref()).map(|t| t.value_text()),
         // A message does not change once written.
         Item::Sms(_) => None,
     }?;
@@ -84,9 +84,10 @@ fn modified(item: &Item) -> Option<String> {
     (digits.len() >= 8).then_some(digits)
 }
 
-/// The identity restore matches items by (the UID; for calendar components UID+RECURRENCE-ID).
+/// The identity restore matches items by (the UID; for a moved occurrence of a series
+/// UID + RECURRENCE-ID).
 fn identity(item: &Item) -> Option<String> {
-    item.uid().map(str::to_string)
+    item.identity()
 }
 
 /// Who an item is about, for matching when a server dropped the UID: a contact by its name,
@@ -368,8 +369,11 @@ impl Engine {
             .iter()
             .filter_map(|t| source_index(&t.source_id).map(|si| (t.luid, (si, t.local_id.clone()))))
             .collect();
-        let origin: HashMap<&str, usize> =
-            tracked.iter().filter_map(|t| source_index(&t.source_id).map(|si| (t.local_id.as_str(), si))).collect();
+        // Keyed by UID: a moved occurrence goes to the calendar its series came from.
+        let origin: HashMap<&str, usize> = tracked
+            .iter()
+            .filter_map(|t| source_index(&t.source_id).map(|si| (crate::item::split_instance_id(&t.local_id).0, si)))
+            .collect();
         // What each phone item was when last backed up (unchanged since = the server's copy is ours).
         let backed_up: HashMap<(usize, &str), &[u8]> = tracked
             .iter()
@@ -423,7 +427,10 @@ impl Engine {
                 }
                 None => {
                     let uid = identity(&r.item);
-                    let target = uid.as_deref().and_then(|u| origin.get(u).copied()).unwrap_or(0);
+                    let target = uid
+                        .as_deref()
+                        .and_then(|u| origin.get(crate::item::split_instance_id(u).0).copied())
+                        .unwrap_or(0);
                     if let Some(u) = uid {
                         placed.insert(ri, (target, u));
                     }
