@@ -129,4 +129,10 @@ async fn shutdown(engine: &Engine) {
     while engine.running() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // A job still waiting on the network is recorded as cancelled; it committed nothing.
+    match engine.with_store(|s| s.cancel_running_jobs()) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(jobs = n, "jobs cancelled by the stop"),
+        Err(e) => tracing::error!(error = %e, "cannot record the cancelled jobs"),
+    }
 }

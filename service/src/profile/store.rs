@@ -510,6 +510,15 @@ impl Store {
         )?)
     }
 
+    /// Jobs still running when the service stops on request are marked cancelled.
+    pub fn cancel_running_jobs(&self) -> Result<usize, ProfileError> {
+        Ok(self.conn.execute(
+            "UPDATE jobs SET state = 'cancelled', error = 'org.imsync.Error.Cancelled: the service was stopped during the job',
+                 finished_at = ?1 WHERE state = 'running'",
+            [now()],
+        )?)
+    }
+
     /// The newest `max` jobs, newest first.
     pub fn history(&self, max: u32) -> Result<Vec<JobRecord>, ProfileError> {
         let mut stmt = self.conn.prepare(
