@@ -149,6 +149,18 @@ impl FaultProxy {
         self.state.lock().unwrap().seen.clone()
     }
 
+    /// Whether the server received a message carrying a `Sync` in the session
+    /// the fault `hit` (messages before it, and the hit one itself when the
+    /// fault let it through to the server).
+    pub fn server_got_sync_before(&self, hit: &Seen) -> bool {
+        let through = matches!(hit.fault, Some(FaultKind::CutAfterServer | FaultKind::KillAfterServer(_) | FaultKind::Delay(_)));
+        self.seen().iter().any(|s| {
+            s.session_id == hit.session_id
+                && (s.msg_id < hit.msg_id || (s.msg_id == hit.msg_id && through))
+                && s.commands.iter().any(|c| c == "Sync")
+        })
+    }
+
     /// Messages per session, in order of appearance.
     pub fn sessions(&self) -> Vec<(String, u32)> {
         let mut out: Vec<(String, u32)> = vec![];
