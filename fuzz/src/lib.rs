@@ -10,8 +10,11 @@ use imsync::item::{Item, SmsTimestamp, WireFormat};
 use syncml::codec::{wbxml, xml, Encoding};
 use syncml::session::{Change, ClientSession, Event, ItemResult, SessionConfig, StoreConfig, SyncMode};
 
+/// What a target does with one input.
+pub type Target = fn(&[u8]);
+
 /// Every target, by name (the seed directory names).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("xml_decode", xml_decode),
     ("wbxml_decode", wbxml_decode),
     ("session_receive", session_receive),

@@ -47,6 +47,7 @@ fn changes() -> Vec<Change> {
 }
 
 #[derive(Debug)]
+#[allow(dead_code)] // the fields are read through Debug in the table
 enum Outcome {
     Failed(String),
     StoreFailed(String),

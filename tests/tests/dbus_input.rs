@@ -99,8 +99,7 @@ async fn alive(env: &mut TestEnv, sync: &Sync1, m: &mut Matrix, after: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_method_with_bad_input_gets_a_typed_error_and_the_daemon_keeps_serving() {
-    let mut opts = EnvOptions::default();
-    opts.server = false;
+    let opts = EnvOptions { server: false, ..EnvOptions::default() };
     let mut env = TestEnv::with_options("dbus-input", opts).await.unwrap();
     env.phone.seed(&env.contacts(3)).await.unwrap();
     let srv = HostileServer::start().unwrap();

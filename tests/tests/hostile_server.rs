@@ -47,8 +47,7 @@ fn short(o: &JobOutcome) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_server_corpus_against_the_daemon() {
-    let mut opts = EnvOptions::default();
-    opts.server = false;
+    let opts = EnvOptions { server: false, ..EnvOptions::default() };
     let mut env = TestEnv::with_options("hostile", opts).await.unwrap();
     let srv = HostileServer::start().unwrap();
     let specs = env.contacts(5);
