@@ -6,8 +6,10 @@
 //! Safety rules (a backup must never destroy data it did not make):
 //! - no state for the class (first backup, new server or database, lost state) → slow sync
 //!   (201): the server matches what it has, deletes nothing;
-//! - a session that sent changes and did not finish leaves `needs_slow_sync`, so the next one
-//!   is a slow sync too (the server may hold part of what was sent: no duplicates);
+//! - Adds are recorded (with no hash, LUIDs reserved) before they go out: if the session
+//!   breaks after the server applied part of it, the next backup sends those LUIDs again as
+//!   Replace (or Delete when the item is gone), which the server applies whether or not it got
+//!   them the first time: nothing is lost or stored twice;
 //! - refresh-from-client (203) only when the user configured it and state exists;
 //! - items the server holds and we do not are counted (`ServerHasOtherData`), never pulled
 //!   onto the phone, never deleted;
@@ -347,6 +349,28 @@ impl Engine {
                     // From here the server may receive changes: until this session ends well
                     // the next one must be a slow sync.
                     self.with_store(|s| s.mark_needs_slow_sync(account, run.class))?;
+                    // Adds about to go out are recorded first (with no hash) and their LUIDs
+                    // reserved: if the session breaks after the server applied some of them, the
+                    // next backup sends those LUIDs again as Replace (or Delete if the item is
+                    // gone), which the server applies whether or not it has them: no duplicate.
+                    if matches!(mode, syncml::session::SyncMode::TwoWay | syncml::session::SyncMode::OneWayFromClient)
+                        && run.has_state
+                    {
+                        let in_flight: Vec<TrackedItem> = run
+                            .plan
+                            .changes
+                            .iter()
+                            .filter(|p| p.kind == PlannedKind::Add)
+                            .map(|p| TrackedItem {
+                                luid: p.luid,
+                                source_id: p.source_id.clone(),
+                                local_id: p.local_id.clone(),
+                                hash: Vec::new(),
+                            })
+                            .collect();
+                        let next = run.plan.next_luid;
+                        self.with_store(|s| s.record_in_flight(account, run.class, &in_flight, next))?;
+                    }
                     let format = negotiate::choose(formats_for(run.class), session.server_devinf(), &run.settings.remote_uri);
                     let changes = changes_for(run, mode, format);
                     tracing::info!(

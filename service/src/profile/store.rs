@@ -446,6 +446,37 @@ impl Store {
         Ok(())
     }
 
+    /// Record items about to be added on the server (as tracked with an empty hash, so the next
+    /// backup re-sends them as Replace, or Delete if they are gone) and reserve their LUIDs.
+    /// Anchors and revisions are not touched.
+    pub fn record_in_flight(
+        &mut self,
+        account: &str,
+        class: DataClass,
+        items: &[TrackedItem],
+        next_luid: u64,
+    ) -> Result<(), ProfileError> {
+        let id = self.require_account_id(account)?;
+        let tx = self.conn.transaction()?;
+        let cls = class.as_str();
+        {
+            let mut up = tx.prepare_cached(
+                "INSERT OR IGNORE INTO items (account_id, class, luid, source_id, local_id, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for it in items {
+                up.execute(params![id, cls, it.luid as i64, it.source_id, it.local_id, it.hash])?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO luid_counters (account_id, class, next_luid) VALUES (?1, ?2, ?3)
+             ON CONFLICT(account_id, class) DO UPDATE SET next_luid = max(next_luid, excluded.next_luid)",
+            params![id, cls, next_luid as i64],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Write everything a successful session changed, in one transaction.
     pub fn commit_session(&mut self, account: &str, class: DataClass, c: &SessionCommit) -> Result<(), ProfileError> {
         let id = self.require_account_id(account)?;
