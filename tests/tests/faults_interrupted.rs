@@ -190,13 +190,13 @@ async fn backup_interrupted_at_many_points_loses_and_duplicates_nothing() {
             problems.iter().filter(|p| is_extra(p)).map(key_of).chain(known_dups.iter().cloned()).collect();
         let lost: Vec<&String> = problems.iter().filter(|p| !is_extra(p) && !dup_keys.contains(&key_of(p))).collect();
         let new_dups: Vec<&String> = problems.iter().filter(|p| is_extra(p) && !known_dups.contains(&key_of(p))).collect();
-        // KNOWN_ISSUE: in a two-way backup whose Sync the server applied in part
-        // (the session then broke), the next backup is two-way again and sends the
-        // same Adds: SyncEvolution stores them twice (the engine's needs_slow_sync
-        // flag does not make the next session slow; a slow one would instead
-        // duplicate contacts edited in between). Reported; tolerated here (when
-        // the proxy saw the server receive a Sync of the broken session) as
-        // duplicates only, never as a loss.
+        // KNOWN_ISSUE: in an incremental backup whose Sync the server applied in part
+        // (the session then broke), SyncEvolution keeps the items it stored but forgets
+        // their LUID map (the session did not finish). The engine re-sends those items
+        // under the same LUIDs (as Replace), which the server, not knowing the LUIDs,
+        // stores again. A slow sync instead would duplicate contacts edited in between.
+        // Reported (issue open); tolerated here (when the proxy saw the server receive a
+        // Sync of the broken session) as duplicates only, never as a loss.
         let partial_sync = fired.as_ref().is_some_and(|h| proxy.server_got_sync_before(h));
         let known_issue = !*slow && partial_sync && lost.is_empty();
         let verdict = if problems.is_empty() || new_dups.is_empty() && lost.is_empty() {
