@@ -15,8 +15,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use harness::sync1::{dict_to_json, JOB1_IFACE};
-use harness::{vcard, TestEnv};
+use harness::modem::rig::ModemRig;
+use harness::sync1::{b, dict_to_json, JOB1_IFACE};
+use harness::{vcard, EnvOptions, PhoneOptions, TestEnv};
 use zbus::zvariant::OwnedValue;
 
 type Result<T> = harness::Result<T>;
@@ -83,11 +84,18 @@ async fn run(count: usize, keep: bool) -> Result<()> {
     harness::daemon::workspace_binary("imsyncd")?;
 
     let t0 = Instant::now();
-    step(t0, "starting a private D-Bus bus with evolution-data-server, gnome-keyring, imsyncd, and a SyncML server ...");
-    let mut env = TestEnv::new("demo").await?;
+    step(t0, "starting a private D-Bus bus with evolution-data-server, gnome-keyring, ModemManager with a fake modem, imsyncd, and a SyncML server ...");
+    let opts = EnvOptions { phone: PhoneOptions { start_daemon: false, ..Default::default() }, ..Default::default() };
+    let mut env = TestEnv::with_options("demo", opts).await?;
     if keep {
         env.keep_dir();
     }
+    // the real ModemManager, with a fake AT modem holding 9 SMS (its own bus stands in for the
+    // phone's system bus), then imsyncd
+    let mut rig = ModemRig::start(env.root(), &env.root().join("modem"), 9).await?;
+    step(t0, &format!("ModemManager up with a fake modem holding {} SMS", rig.stored().len()));
+    env.phone.daemon.set_env("DBUS_SYSTEM_BUS_ADDRESS", rig.bus_address());
+    env.phone.daemon.start().await?;
     let srv = env.server();
     step(t0, &format!("sandbox: {}", env.root().display()));
     step(t0, &format!("phone bus: {}", env.phone.bus.address()));
@@ -103,7 +111,9 @@ async fn run(count: usize, keep: bool) -> Result<()> {
     }
 
     let sync = env.phone.sync1().await?;
-    sync.set_account(&env.account()).await?;
+    let mut account = env.account();
+    account.insert("sms.enabled".into(), b(true));
+    sync.set_account(&account).await?;
     step(t0, "SetAccount done; GetAccount (never returns the password):");
     println!("{:#}", sync.get_account_json().await?);
 
@@ -156,6 +166,12 @@ async fn run(count: usize, keep: bool) -> Result<()> {
             }
         }
     }
+    let sms = srv.items("sms");
+    step(t0, &format!("the server's sms database holds {} vMessages; one of them:", sms.len()));
+    if let Some((name, bytes)) = sms.first() {
+        println!("----- {name}");
+        print!("{}", String::from_utf8_lossy(bytes).replace('\r', ""));
+    }
     let problems = env.server_contact_problems(&specs, true);
     if problems.is_empty() {
         step(t0, &format!("all {} contacts arrived, equal field by field (N, FN, TEL, EMAIL, ADR, NOTE, ORG, CATEGORIES, BDAY, PHOTO)", specs.len()));
@@ -169,5 +185,6 @@ async fn run(count: usize, keep: bool) -> Result<()> {
         step(t0, &format!("sandbox kept: {}", env.root().display()));
     }
     step(t0, "stopping everything");
+    rig.stop();
     Ok(())
 }
