@@ -52,10 +52,6 @@ struct ClassRun {
     id_maps: Vec<(String, String)>,
 }
 
-fn local_uri(class: DataClass) -> String {
-    format!("./{}", class.as_str())
-}
-
 fn proto_mode(m: SyncMode) -> syncml::session::SyncMode {
     use syncml::session::SyncMode as P;
     match m {
@@ -69,15 +65,7 @@ fn proto_mode(m: SyncMode) -> syncml::session::SyncMode {
 }
 
 fn mode_name(m: syncml::session::SyncMode) -> &'static str {
-    use syncml::session::SyncMode as P;
-    match m {
-        P::TwoWay => "two-way",
-        P::Slow => "slow",
-        P::OneWayFromClient => "one-way-from-client",
-        P::RefreshFromClient => "refresh-from-client",
-        P::OneWayFromServer => "one-way-from-server",
-        P::RefreshFromServer => "refresh-from-server",
-    }
+    SyncMode::ALL.into_iter().find(|c| proto_mode(*c) == m).map_or("unknown", SyncMode::as_str)
 }
 
 /// The mode a backup asks for: slow without usable state, else the configured mode as long as
@@ -174,7 +162,7 @@ impl Engine {
             .map(|r| {
                 r.next_anchor = anchor.clone();
                 StoreConfig {
-                    local_uri: local_uri(r.class),
+                    local_uri: super::local_uri(r.class),
                     remote_uri: r.settings.remote_uri.clone(),
                     mode: r.requested,
                     last_anchor: if r.has_state { self.last_anchor(&name, r.class) } else { None },
@@ -206,7 +194,7 @@ impl Engine {
                     tracing::info!(job = ctx.id, warning = %w, "tolerated from the server");
                 }
                 for mut run in runs {
-                    let store_report = sr.stores.iter().find(|s| s.local_uri == local_uri(run.class));
+                    let store_report = sr.stores.iter().find(|s| s.local_uri == super::local_uri(run.class));
                     self.finish_class(&name, account, &mut run, store_report, ctx)?;
                     report.classes.insert(run.class.to_string(), run.report);
                 }
@@ -240,9 +228,7 @@ impl Engine {
         let sctx = sources::SourceContext { conn: phone_bus, store: &self.store, account, state_dir: self.options.state_dir.as_deref() };
         let mut sources = sources::open_sources(class, &sctx).await.map_err(super::source_error)?;
         let state = self.with_store(|s| s.class_state(name, class))?;
-        let has_state = state.as_ref().is_some_and(|st| {
-            st.server_url == account.server_url && st.remote_uri == settings.remote_uri && st.last_anchor.is_some()
-        });
+        let has_state = state.as_ref().is_some_and(|st| st.is_for(&account.server_url, &settings.remote_uri));
         let mut revisions = BTreeMap::new();
         for src in sources.iter_mut() {
             let rev = src.revision().await.map_err(|e| EngineError::Source(e.to_string()))?;
@@ -337,12 +323,12 @@ impl Engine {
                     let resp = self.post(&transport, deadline, url, content_type, body).await?;
                     session.receive(resp.status, resp.content_type.as_deref(), &resp.body);
                     for run in runs.iter().filter(|r| r.agreed.is_some()) {
-                        let (done, total) = session.progress(&local_uri(run.class));
+                        let (done, total) = session.progress(&super::local_uri(run.class));
                         ctx.observer.progress(run.class, done, total);
                     }
                 }
                 Event::NeedChanges { store, mode } => {
-                    let Some(run) = runs.iter_mut().find(|r| local_uri(r.class) == store) else {
+                    let Some(run) = runs.iter_mut().find(|r| super::local_uri(r.class) == store) else {
                         session.provide_changes(&store, Vec::new());
                         continue;
                     };
@@ -381,7 +367,7 @@ impl Engine {
                     session.provide_changes_as(&store, format.mime(), format.version(), changes);
                 }
                 Event::ServerItems { store, items } => {
-                    let run = runs.iter_mut().find(|r| local_uri(r.class) == store);
+                    let run = runs.iter_mut().find(|r| super::local_uri(r.class) == store);
                     let results = items
                         .iter()
                         .map(|it| ItemResult { handle: it.handle, status: 200, luid: None })

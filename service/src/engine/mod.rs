@@ -86,6 +86,11 @@ fn session_error_kind(e: &syncml::session::SessionError) -> ErrorKind {
     }
 }
 
+/// The local database URI of a class in SyncML (`./contacts`, ...).
+pub(crate) fn local_uri(class: DataClass) -> String {
+    format!("./{}", class.as_str())
+}
+
 /// A source error as the engine sees it: a missing platform service is "unavailable".
 pub(crate) fn source_error(e: crate::sources::SourceError) -> EngineError {
     match e {

@@ -49,9 +49,7 @@ impl Engine {
             let ctx = SourceContext { conn: &bus, store: &self.store, account: &account, state_dir: self.options.state_dir.as_deref() };
             let Ok(mut srcs) = sources::open_sources(class, &ctx).await else { continue };
             let state = self.with_store(|s| s.class_state(&name, class))?;
-            let usable = state.as_ref().filter(|st| {
-                st.server_url == account.server_url && st.remote_uri == settings.remote_uri && st.last_anchor.is_some()
-            });
+            let usable = state.as_ref().filter(|st| st.is_for(&account.server_url, &settings.remote_uri));
             let mut n = 0u32;
             for src in srcs.iter_mut() {
                 let Ok(rev) = src.revision().await else { continue };

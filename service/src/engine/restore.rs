@@ -153,10 +153,6 @@ struct ClassRestore {
     has_state: bool,
 }
 
-fn local_uri(class: DataClass) -> String {
-    format!("./{}", class.as_str())
-}
-
 impl Engine {
     pub(super) async fn restore(
         &self,
@@ -178,9 +174,7 @@ impl Engine {
             match sources::open_sources(class, &sctx).await {
                 Ok(srcs) if srcs.iter().any(|s| s.writable()) => {
                     let state = self.with_store(|s| s.class_state(&name, class))?;
-                    let has_state = state.is_some_and(|st| {
-                        st.server_url == account.server_url && st.remote_uri == settings.remote_uri && st.last_anchor.is_some()
-                    });
+                    let has_state = state.is_some_and(|st| st.is_for(&account.server_url, &settings.remote_uri));
                     runs.push(ClassRestore {
                         class,
                         remote_uri: settings.remote_uri.clone(),
@@ -220,7 +214,7 @@ impl Engine {
         let stores = runs
             .iter()
             .map(|r| StoreConfig {
-                local_uri: local_uri(r.class),
+                local_uri: super::local_uri(r.class),
                 remote_uri: r.remote_uri.clone(),
                 mode: syncml::session::SyncMode::RefreshFromServer,
                 last_anchor: if r.has_state {
@@ -261,7 +255,7 @@ impl Engine {
                 },
                 Event::NeedChanges { store, .. } => session.provide_changes(&store, Vec::new()),
                 Event::ServerItems { store, items } => {
-                    let Some(run) = runs.iter_mut().find(|r| local_uri(r.class) == store) else {
+                    let Some(run) = runs.iter_mut().find(|r| super::local_uri(r.class) == store) else {
                         let results = items.iter().map(|i| ItemResult { handle: i.handle, status: 404, luid: None }).collect();
                         session.server_item_results(&store, results);
                         continue;
@@ -319,7 +313,7 @@ impl Engine {
         self.remember_nonce(&name, &sr)?;
         self.remember_encoding(&name, &sr)?;
         for mut run in runs {
-            match sr.stores.iter().find(|s| s.local_uri == local_uri(run.class)) {
+            match sr.stores.iter().find(|s| s.local_uri == super::local_uri(run.class)) {
                 Some(st) if st.ok() => {
                     if let Err(e) = self.apply_restore(&name, account, &mut run, mode, &st.next_anchor, ctx).await {
                         run.report.fail(e.kind(), e.to_string());

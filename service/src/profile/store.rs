@@ -31,6 +31,14 @@ pub struct ClassState {
     pub last_success: Option<i64>,
 }
 
+impl ClassState {
+    /// Whether this state can carry on a session with `server_url` / `remote_uri`: anchors are
+    /// only valid for the server and database they were made with.
+    pub fn is_for(&self, server_url: &str, remote_uri: &str) -> bool {
+        self.server_url == server_url && self.remote_uri == remote_uri && self.last_anchor.is_some()
+    }
+}
+
 /// An item the server has from us.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrackedItem {
