@@ -9,9 +9,9 @@
 //! The points are drawn from the test seed (printed; `IMSYNC_TEST_SEED`
 //! repeats them). 10 backup and 10 restore points.
 //!
-//! A kill after the server applied part of a two-way Sync leaves the server
-//! with the resent Adds twice (the known engine issue described in
-//! faults_interrupted.rs): tolerated as duplicates, never as a loss.
+//! A kill after the server applied part of an incremental Sync leaves items on
+//! the server whose LUIDs it forgot: the next backup must pair them with the
+//! phone's items (a recovery, see faults_interrupted.rs), never store them twice.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -134,7 +134,6 @@ async fn daemon_killed_during_backup_and_restore_loses_and_duplicates_nothing() 
     let mut table = vec![];
     let t0 = Instant::now();
     let mut next_new = 5000;
-    let mut known_dups: std::collections::BTreeSet<String> = Default::default();
 
     // --- backup: edit 20, add 2, delete 1, then kill somewhere in the session
     for round in 0..POINTS {
@@ -167,20 +166,8 @@ async fn daemon_killed_during_backup_and_restore_loses_and_duplicates_nothing() 
         let sync = env.phone.sync1().await.unwrap();
         let history = sync.history(3).await.unwrap();
         let o = sync.run_backup(JOB_TIMEOUT).await.unwrap();
-        let all_problems = env.server_contact_problems(&specs, true);
-        let key_of = |p: &String| p.split(": ").next().unwrap_or("").split(" (").next().unwrap_or("").to_string();
-        let is_extra = |p: &String| p.contains("copies on the server") || p.contains("unexpected on the server");
-        let dup_keys: std::collections::BTreeSet<String> =
-            all_problems.iter().filter(|p| is_extra(p)).map(key_of).chain(known_dups.iter().cloned()).collect();
-        let lost: Vec<String> = all_problems.iter().filter(|p| !is_extra(p) && !dup_keys.contains(&key_of(p))).cloned().collect();
-        let new_dups: Vec<String> = all_problems.iter().filter(|p| is_extra(p) && !known_dups.contains(&key_of(p))).cloned().collect();
-        // the known engine issue of faults_interrupted.rs: a two-way Sync the
-        // server applied in part is sent again as two-way, its Adds stored twice
-        let known_issue = hit.as_ref().is_some_and(|h| proxy.server_got_sync_before(h)) && lost.is_empty();
-        if known_issue {
-            known_dups.extend(new_dups.iter().map(key_of));
-        }
-        let problems: Vec<String> = if known_issue { vec![] } else { lost.iter().chain(&new_dups).cloned().collect() };
+        let problems = env.server_contact_problems(&specs, true);
+        let partial_sync = hit.as_ref().is_some_and(|h| proxy.server_got_sync_before(h));
         let interrupted = history.iter().any(|h| h.to_string().contains("Interrupted"));
         let line = format!(
             "| backup | kill {} server at {at:?} | {} | {integrity} | {} | {} | {} |",
@@ -188,10 +175,8 @@ async fn daemon_killed_during_backup_and_restore_loses_and_duplicates_nothing() 
             hit.as_ref().map_or("not reached".into(), |m| format!("killed at msg {} {:?}", m.msg_id, m.commands)),
             if interrupted { "Interrupted in history" } else { "-" },
             describe(&o),
-            if problems.is_empty() && new_dups.is_empty() {
-                format!("exact ({})", specs.len())
-            } else if problems.is_empty() {
-                format!("{} DUPLICATED on the server (known engine issue), nothing lost", new_dups.len())
+            if problems.is_empty() {
+                format!("exact ({}){}", specs.len(), if partial_sync { ", server had applied part of the Sync" } else { "" })
             } else {
                 format!("{} PROBLEMS", problems.len())
             }
@@ -199,9 +184,7 @@ async fn daemon_killed_during_backup_and_restore_loses_and_duplicates_nothing() 
         eprintln!("{line}");
         table.push(line);
         assert!(problems.is_empty(), "after a kill at {at:?}: {}\n{}", describe(&o), problems.iter().take(20).cloned().collect::<Vec<_>>().join("\n"));
-        let other_data = o.report.classes.get("contacts").is_some_and(|c| c.error == "org.imsync.Error.ServerHasOtherData");
-        let dups_left = known_issue || !known_dups.is_empty();
-        assert!(o.state == "succeeded" || (dups_left && other_data && o.state == "partial"), "{}\n{}", describe(&o), env.daemon_log_tail());
+        assert_eq!(o.state, "succeeded", "{}\n{}", describe(&o), env.daemon_log_tail());
         if hit.is_some() {
             assert!(interrupted, "the killed job is not reported as interrupted: {history:#?}");
         }
@@ -219,16 +202,13 @@ async fn daemon_killed_during_backup_and_restore_loses_and_duplicates_nothing() 
         let o = sync.run_restore(&["contacts"], JOB_TIMEOUT).await.unwrap();
         let keys = phone_keys(&env).await;
         let want = expect_keys(&specs);
-        // duplicates the server holds (known engine issue) come back once, merged by the restore
-        let keys: BTreeMap<String, usize> = keys.into_iter().map(|(k, n)| if known_dups.contains(&k) { (k, 1) } else { (k, n) }).collect();
-        let extra = keys.keys().filter(|k| !want.contains_key(*k)).count();
-        let ok = want.keys().all(|k| keys.get(k) == Some(&1)) && keys.values().all(|n| *n == 1) && (extra == 0 || !known_dups.is_empty());
+        let ok = keys == want;
         let line = format!(
             "| restore | kill {} server at {at:?} | {} | {integrity} | | {} | {} |",
             if after { "after" } else { "before" },
             hit.as_ref().map_or("not reached".into(), |m| format!("killed at msg {} {:?}", m.msg_id, m.commands)),
             describe(&o),
-            if !ok { "phone DIFFERS".into() } else if extra == 0 { format!("phone exact ({})", keys.len()) } else { format!("phone: every contact once, {extra} extra (server-side duplicates of the known issue)") }
+            if ok { format!("phone exact ({})", keys.len()) } else { "phone DIFFERS".into() }
         );
         eprintln!("{line}");
         table.push(line);
@@ -253,12 +233,8 @@ async fn daemon_killed_during_backup_and_restore_loses_and_duplicates_nothing() 
     let sync = env.phone.sync1().await.unwrap();
     let o = sync.run_backup(JOB_TIMEOUT).await.unwrap();
     eprintln!("backup after the restores: {}", describe(&o));
-    assert!(o.state == "succeeded" || (!known_dups.is_empty() && o.state == "partial"), "{}", describe(&o));
-    let problems: Vec<String> = env
-        .server_contact_problems(&specs, true)
-        .into_iter()
-        .filter(|p| !known_dups.contains(p.split(": ").next().unwrap_or("").split(" (").next().unwrap_or("")))
-        .collect();
+    assert_eq!(o.state, "succeeded", "{}", describe(&o));
+    let problems: Vec<String> = env.server_contact_problems(&specs, true);
     assert!(problems.is_empty(), "after the restores:\n{}", problems.join("\n"));
     eprintln!(
         "| kind | point | hit | integrity_check | history | next job | result |\n|---|---|---|---|---|---|---|\n{}\n{} kills in {:.0} s",

@@ -10,16 +10,23 @@
 //!   breaks after the server applied part of it, the next backup sends those LUIDs again as
 //!   Replace (or Delete when the item is gone), which the server applies whether or not it got
 //!   them the first time: nothing is lost or stored twice;
+//! - a session that broke after the server applied part of an incremental Sync leaves items
+//!   on the server whose LUIDs it forgot (SyncEvolution keeps the data but not the session's
+//!   map). The next backup is a *recovery*: it holds those items back, asks for two-way so
+//!   that the server sends its unmapped items, pairs them with the held-back phone items by
+//!   identity (UID; UID + RECURRENCE-ID; an SMS's content) and answers with a `Map`, then a
+//!   follow-up session in the same job sends the held-back items under their now known (or
+//!   new) LUIDs: no duplicate, nothing lost;
 //! - refresh-from-client (203) only when the user configured it and state exists;
 //! - items the server holds and we do not are counted (`ServerHasOtherData`), never pulled
 //!   onto the phone, never deleted;
 //! - anchors, tracked items and revisions are written in one transaction after `Finished`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use syncml::session::{Change, ClientSession, Event, ItemResult, ServerItemKind, SessionConfig, StoreConfig};
+use syncml::session::{Change, ClientSession, Event, ItemResult, ServerItem, ServerItemKind, SessionConfig, StoreConfig};
 
-use super::report::{ClassReport, ErrorKind, JobReport};
+use super::report::{ClassReport, ErrorKind, JobReport, Outcome};
 use super::negotiate;
 use super::tracker::{self, CurrentItem, Plan, PlannedKind};
 use super::{BackupOptions, Engine, EngineError, JobContext};
@@ -50,6 +57,50 @@ struct ClassRun {
     next_anchor: String,
     server_other_items: u32,
     id_maps: Vec<(String, String)>,
+    /// The format the server agreed to take (set when the session asks for the changes).
+    wire: WireFormat,
+    /// Recovery from a broken incremental session: the items it may have left on the server
+    /// without a map, held back from this session, by match key (see [`match_keys`]) → LUIDs.
+    held: HashMap<Vec<u8>, Vec<u64>>,
+    /// Held-back LUIDs already paired with a server item.
+    claimed: HashSet<u64>,
+    /// How many items were held back (matched or not): a follow-up session sends them.
+    held_back: usize,
+    /// Held-back items the server sent back and we mapped.
+    reclaimed: u32,
+}
+
+impl ClassRun {
+    /// In a recovery session, pair a server Add with a held-back phone item of the same
+    /// identity: the LUID to map the server's item to.
+    fn reclaim(&mut self, it: &ServerItem) -> Option<u64> {
+        if self.held.is_empty() || it.kind != ServerItemKind::Add {
+            return None;
+        }
+        let item = Item::from_wire(&it.data, self.wire).ok()?;
+        for key in match_keys(&item, self.class) {
+            let Some(luids) = self.held.get_mut(&key) else { continue };
+            while let Some(luid) = luids.pop() {
+                if self.claimed.insert(luid) {
+                    self.reclaimed += 1;
+                    return Some(luid);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// What pairs a server item with the phone item it is a copy of: its identity (UID, UID +
+/// RECURRENCE-ID, an SMS's content) where the server kept it, else who or what it is about
+/// (servers drop contacts' UIDs): see [`super::restore::fingerprint`].
+fn match_keys(item: &Item, class: DataClass) -> Vec<Vec<u8>> {
+    let mut keys = Vec::with_capacity(2);
+    if let Some(id) = item.identity() {
+        keys.push([b"i:".as_slice(), id.as_bytes()].concat());
+    }
+    keys.push([b"f:".as_slice(), &super::restore::fingerprint(item, class)].concat());
+    keys
 }
 
 fn proto_mode(m: SyncMode) -> syncml::session::SyncMode {
@@ -116,6 +167,25 @@ impl Engine {
         ctx: &JobContext,
         report: &mut JobReport,
     ) -> Result<(), EngineError> {
+        let follow_up = self.backup_round(account, classes, options, ctx, report).await?;
+        if !follow_up.is_empty() {
+            tracing::info!(job = ctx.id, classes = ?follow_up, "recovered from a broken session; sending the held-back items");
+            // Another broken session here leaves a recovery for the next backup.
+            self.backup_round(account, &follow_up, options, ctx, report).await?;
+        }
+        Ok(())
+    }
+
+    /// One session for `classes` (none when nothing changed). Returns the classes that need a
+    /// follow-up session (a recovery held items back).
+    async fn backup_round(
+        &self,
+        account: &Account,
+        classes: &[DataClass],
+        options: &BackupOptions,
+        ctx: &JobContext,
+        report: &mut JobReport,
+    ) -> Result<Vec<DataClass>, EngineError> {
         let name = account.name();
         let password = self.password_for(account).await?;
         // One connection for the whole job: EDS keeps opened books alive while it is on the bus.
@@ -133,17 +203,17 @@ impl Engine {
                     // Nothing changed since the last good session: no item read, no network.
                     // (Items only the server holds are reported by the session that found them.)
                     cr.settle();
-                    report.classes.insert(class.to_string(), cr);
+                    report.put_class(class, cr);
                 }
                 Err(EngineError::Unavailable(why)) if super::skippable(class) => {
                     tracing::info!(job = ctx.id, %class, reason = %why, "class skipped: no store on this phone");
                     cr.skip(why);
-                    report.classes.insert(class.to_string(), cr);
+                    report.put_class(class, cr);
                 }
                 Err(e) => {
                     tracing::warn!(job = ctx.id, %class, error = %e, "class cannot be backed up");
                     cr.fail(e.kind(), e.to_string());
-                    report.classes.insert(class.to_string(), cr);
+                    report.put_class(class, cr);
                 }
             }
             if ctx.is_cancelled() {
@@ -151,7 +221,7 @@ impl Engine {
             }
         }
         if runs.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
 
         let device_id = self.with_store(|s| s.device_id())?;
@@ -183,6 +253,7 @@ impl Engine {
             stores,
         };
 
+        let mut follow_up = Vec::new();
         match self.run_session(cfg, self.encoding_for(&name)?, account, &mut runs, &name, ctx).await {
             Ok(sr) => {
                 report.messages_sent += sr.messages_sent;
@@ -196,18 +267,21 @@ impl Engine {
                 for mut run in runs {
                     let store_report = sr.stores.iter().find(|s| s.local_uri == super::local_uri(run.class));
                     self.finish_class(&name, account, &mut run, store_report, ctx)?;
-                    report.classes.insert(run.class.to_string(), run.report);
+                    if run.held_back > 0 && matches!(run.report.state, Outcome::Succeeded | Outcome::Partial) {
+                        follow_up.push(run.class);
+                    }
+                    report.put_class(run.class, run.report);
                 }
             }
             Err(e) => {
                 tracing::warn!(job = ctx.id, error = %e, "session failed; no sync state was changed");
                 for mut run in runs {
                     run.report.fail(e.kind(), e.to_string());
-                    report.classes.insert(run.class.to_string(), run.report);
+                    report.put_class(run.class, run.report);
                 }
             }
         }
-        Ok(())
+        Ok(follow_up)
     }
 
     fn last_anchor(&self, account: &str, class: DataClass) -> Option<String> {
@@ -234,7 +308,7 @@ impl Engine {
             let rev = src.revision().await.map_err(|e| EngineError::Source(e.to_string()))?;
             revisions.insert(src.id().to_string(), rev);
         }
-        let requested =
+        let mut requested =
             if options.replace_server { SyncMode::RefreshFromClient } else { backup_mode(settings.mode, has_state) };
         if let Some(st) = &state {
             let same_rev = !revisions.is_empty() && st.source_revisions == revisions;
@@ -272,10 +346,34 @@ impl Engine {
         report.items = items.len() as u32 + report.failed;
         let tracked: Vec<TrackedItem> = if has_state { self.with_store(|s| s.tracked_items(name, class))? } else { Vec::new() };
         let next_luid = self.with_store(|s| s.next_luid(name, class))?;
-        let plan = tracker::plan(&items, &tracked, next_luid);
+        let mut plan = tracker::plan(&items, &tracked, next_luid);
         if !options.allow_mass_delete {
             let last_good = state.as_ref().map_or(0, |_| tracked.len());
             mass_delete_guard(requested, &plan, last_good, items.len()).map_err(EngineError::MassDelete)?;
+        }
+        // Items a broken session sent as Add (recorded with no hash) may be on the server
+        // without a map: hold them back and let the server show them (see the module doc).
+        let broken_before = has_state && state.as_ref().is_some_and(|st| st.needs_slow_sync);
+        let mut held: HashMap<Vec<u8>, Vec<u64>> = HashMap::new();
+        let mut held_back = 0;
+        if broken_before && matches!(requested, SyncMode::TwoWay | SyncMode::OneWayFromClient) {
+            let in_flight: HashSet<u64> = tracked.iter().filter(|t| t.hash.is_empty()).map(|t| t.luid).collect();
+            plan.changes.retain(|p| {
+                let Some(ix) = p.item.filter(|_| p.kind == PlannedKind::Replace && in_flight.contains(&p.luid)) else {
+                    return true;
+                };
+                if let Ok(item) = Item::from_wire(&items[ix].data, format) {
+                    for key in match_keys(&item, class) {
+                        held.entry(key).or_default().push(p.luid);
+                    }
+                }
+                held_back += 1;
+                false
+            });
+            if held_back > 0 {
+                requested = SyncMode::TwoWay;
+                tracing::info!(job = ctx.id, %class, held_back, "recovering from a broken session");
+            }
         }
         tracing::info!(
             job = ctx.id, %class, items = items.len(), changes = plan.changes.len(), unchanged = plan.unchanged,
@@ -298,6 +396,11 @@ impl Engine {
             next_anchor: String::new(),
             server_other_items: 0,
             id_maps: Vec::new(),
+            wire: format,
+            held,
+            claimed: HashSet::new(),
+            held_back,
+            reclaimed: 0,
         }))
     }
 
@@ -358,6 +461,7 @@ impl Engine {
                         self.with_store(|s| s.record_in_flight(account, run.class, &in_flight, next))?;
                     }
                     let format = negotiate::choose(formats_for(run.class), session.server_devinf(), &run.settings.remote_uri);
+                    run.wire = format;
                     let changes = changes_for(run, mode, format);
                     tracing::info!(
                         job = ctx.id, class = %run.class, mode = mode_name(mode), format = format.mime(),
@@ -367,14 +471,21 @@ impl Engine {
                     session.provide_changes_as(&store, format.mime(), format.version(), changes);
                 }
                 Event::ServerItems { store, items } => {
-                    let run = runs.iter_mut().find(|r| super::local_uri(r.class) == store);
-                    let results = items
-                        .iter()
-                        .map(|it| ItemResult { handle: it.handle, status: 200, luid: None })
-                        .collect::<Vec<_>>();
+                    let mut run = runs.iter_mut().find(|r| super::local_uri(r.class) == store);
+                    let mut results = Vec::with_capacity(items.len());
+                    for it in &items {
+                        // A held-back item the server kept from the broken session: map it.
+                        match run.as_mut().and_then(|r| r.reclaim(it)) {
+                            Some(luid) => {
+                                results.push(ItemResult { handle: it.handle, status: 201, luid: Some(luid.to_string()) })
+                            }
+                            None => results.push(ItemResult { handle: it.handle, status: 200, luid: None }),
+                        }
+                    }
                     if let Some(run) = run {
-                        for it in &items {
+                        for (it, res) in items.iter().zip(&results) {
                             match it.kind {
+                                _ if res.luid.is_some() => {}
                                 ServerItemKind::Add => run.server_other_items += 1,
                                 // e.g. the server merged one of our items with one it had
                                 _ => run.report.errors.push(format!(
@@ -474,7 +585,8 @@ impl Engine {
                 run.report.errors.push(format!("item {} got no status from the server", list[i].local_id));
             }
         }
-        let all_confirmed = run.report.failed == 0 && run.complete_listing;
+        // Held-back items still have to be sent: the stores must be read again next time.
+        let all_confirmed = run.report.failed == 0 && run.complete_listing && run.held_back == 0;
         let previous_other = self.with_store(|s| s.class_state(account_name, run.class))?.map_or(0, |s| s.server_other_items);
         let commit = SessionCommit {
             server_url: account.server_url.clone(),
@@ -505,7 +617,8 @@ impl Engine {
         tracing::info!(
             job = ctx.id, class = %run.class, mode = %run.report.mode, added = run.report.added,
             replaced = run.report.replaced, deleted = run.report.deleted, failed = run.report.failed,
-            server_other_items = run.server_other_items, "class backed up"
+            server_other_items = run.server_other_items, held_back = run.held_back, reclaimed = run.reclaimed,
+            "class backed up"
         );
         Ok(())
     }
@@ -582,6 +695,23 @@ mod tests {
         assert!(mass_delete_guard(SyncMode::Slow, &p0, 10, 0).is_ok());
         assert!(mass_delete_guard(SyncMode::RefreshFromClient, &p4, 10, 4).is_err());
         assert!(mass_delete_guard(SyncMode::RefreshFromClient, &p5, 0, 5).is_ok());
+    }
+
+    #[test]
+    fn a_server_copy_without_uid_pairs_with_the_held_back_contact() {
+        let ours = "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:pas-id-1\r\nFN:Jürgen Müller\r\nN:Müller;Jürgen;;;\r\n\
+                    TEL;TYPE=CELL:+49 170 1234501\r\nEMAIL;TYPE=INTERNET:Juergen@example.org\r\nEND:VCARD\r\n";
+        // what SyncEvolution sends back: no UID, its PRODID and REV, numbers and case as stored
+        let theirs = "BEGIN:VCARD\r\nVERSION:3.0\r\nPRODID:-//Synthesis AG//NONSGML SyncML Engine V3.4.0.47//EN\r\n\
+                      REV:20100328T103410Z\r\nN:Müller;Jürgen;;;\r\nFN:Jürgen Müller\r\nTEL;TYPE=CELL:+491701234501\r\n\
+                      EMAIL;TYPE=INTERNET:juergen@example.org\r\nEND:VCARD\r\n";
+        let other = theirs.replace("Jürgen Müller", "Jürgen Meier");
+        let ours = Item::from_wire(ours.as_bytes(), WireFormat::VCard30).unwrap();
+        let theirs = Item::from_wire(theirs.as_bytes(), WireFormat::VCard30).unwrap();
+        let other = Item::from_wire(other.as_bytes(), WireFormat::VCard30).unwrap();
+        let held: HashSet<Vec<u8>> = match_keys(&ours, DataClass::Contacts).into_iter().collect();
+        assert!(match_keys(&theirs, DataClass::Contacts).iter().any(|k| held.contains(k)));
+        assert!(!match_keys(&other, DataClass::Contacts).iter().any(|k| held.contains(k)));
     }
 
     #[test]

@@ -146,6 +146,33 @@ impl ClassReport {
         self.errors.push(why);
     }
 
+    /// Fold the report of a later session of the same job for this class into this one
+    /// (a recovery session and its follow-up): counts add up, the worse outcome wins.
+    pub fn absorb(&mut self, later: ClassReport) {
+        fn rank(o: Outcome) -> u8 {
+            match o {
+                Outcome::Running | Outcome::Skipped | Outcome::Succeeded => 0,
+                Outcome::Partial => 1,
+                Outcome::Failed => 2,
+                Outcome::Cancelled => 3,
+            }
+        }
+        if rank(later.state) >= rank(self.state) {
+            if rank(later.state) > rank(self.state) || self.error.is_empty() {
+                self.error = later.error;
+            }
+            self.state = later.state;
+        }
+        self.mode = later.mode;
+        self.added += later.added;
+        self.replaced += later.replaced;
+        self.deleted += later.deleted;
+        self.failed += later.failed;
+        self.items = later.items;
+        self.server_other_items += later.server_other_items;
+        self.errors.extend(later.errors);
+    }
+
     /// Settle the state of a class whose session succeeded.
     pub fn settle(&mut self) {
         if self.state != Outcome::Running {
@@ -183,6 +210,17 @@ pub struct JobReport {
 }
 
 impl JobReport {
+    /// Record the report of `class`; a second session of the same job for the class adds to
+    /// the first (see [`ClassReport::absorb`]).
+    pub fn put_class(&mut self, class: crate::class::DataClass, report: ClassReport) {
+        match self.classes.get_mut(class.as_str()) {
+            Some(earlier) => earlier.absorb(report),
+            None => {
+                self.classes.insert(class.to_string(), report);
+            }
+        }
+    }
+
     /// The job's state from its classes: all succeeded → succeeded; all failed → failed;
     /// cancelled wins; anything else → partial. The job error is the first class error.
     pub fn settle(&mut self) {

@@ -90,11 +90,12 @@ fn identity(item: &Item) -> Option<String> {
     item.identity()
 }
 
-/// Who an item is about, for matching when a server dropped the UID: a contact by its name,
+/// Who an item is about, for matching when a server dropped the UID (restore, and a backup
+/// recovering from a broken session): a contact by its name,
 /// e-mail addresses and phone numbers (servers rewrite the rest: empty properties, parameter
 /// order, REV); other items by their content in the class's canonical format (a memo sent as
 /// plain text is its summary and text).
-fn fingerprint(item: &Item, class: DataClass) -> Vec<u8> {
+pub(super) fn fingerprint(item: &Item, class: DataClass) -> Vec<u8> {
     match item {
         Item::Contact(c) => {
             let mut emails: Vec<String> = c.emails.iter().map(|e| e.value.trim().to_lowercase()).collect();
