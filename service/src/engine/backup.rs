@@ -324,25 +324,44 @@ impl Engine {
         let mut items = Vec::new();
         let mut complete_listing = true;
         for src in sources.iter_mut() {
-            let listed = src.list().await.map_err(|e| EngineError::Source(e.to_string()))?;
-            for it in listed {
-                match it.item {
-                    Ok(item) => items.push(CurrentItem {
-                        source_id: src.id().to_string(),
-                        local_id: it.local_id,
-                        data: item.to_wire(format),
-                    }),
-                    Err(why) => {
-                        complete_listing = false;
-                        report.failed += 1;
-                        report.errors.push(format!("{} item {}: {why}", src.display_name(), it.local_id));
+            // Page by page: only the wire form of each item is kept, never the whole store
+            // parsed at once.
+            let source_id: std::sync::Arc<str> = src.id().into();
+            let display_name = src.display_name().to_string();
+            let (first_item, first_error) = (items.len(), report.errors.len());
+            let mut page_failures = 0u32;
+            let mut sink = |page: sources::Page| match page {
+                sources::Page::Restart => {
+                    items.truncate(first_item);
+                    report.errors.truncate(first_error);
+                    page_failures = 0;
+                }
+                sources::Page::Items(listed) => {
+                    for it in listed {
+                        match it.item {
+                            Ok(item) => items.push(CurrentItem {
+                                source_id: source_id.clone(),
+                                local_id: it.local_id,
+                                data: item.to_wire(format),
+                            }),
+                            Err(why) => {
+                                page_failures += 1;
+                                report.errors.push(format!("{display_name} item {}: {why}", it.local_id));
+                            }
+                        }
                     }
                 }
+            };
+            src.list_pages(&mut sink).await.map_err(|e| EngineError::Source(e.to_string()))?;
+            if page_failures > 0 {
+                complete_listing = false;
+                report.failed += page_failures;
             }
             if ctx.is_cancelled() {
                 return Err(EngineError::Cancelled);
             }
         }
+        items.shrink_to_fit();
         report.items = items.len() as u32 + report.failed;
         let tracked: Vec<TrackedItem> = if has_state { self.with_store(|s| s.tracked_items(name, class))? } else { Vec::new() };
         let next_luid = self.with_store(|s| s.next_luid(name, class))?;
@@ -452,7 +471,7 @@ impl Engine {
                             .filter(|p| p.kind == PlannedKind::Add)
                             .map(|p| TrackedItem {
                                 luid: p.luid,
-                                source_id: p.source_id.clone(),
+                                source_id: p.source_id.to_string(),
                                 local_id: p.local_id.clone(),
                                 hash: Vec::new(),
                             })
@@ -554,9 +573,9 @@ impl Engine {
                     _ => {
                         upserts.push(TrackedItem {
                             luid: p.luid,
-                            source_id: p.source_id.clone(),
+                            source_id: p.source_id.to_string(),
                             local_id: p.local_id.clone(),
-                            hash: p.hash.clone(),
+                            hash: p.hash.to_vec(),
                         });
                         match (run.sent_all, &p.kind, r.status) {
                             (true, _, 201) | (false, PlannedKind::Add, _) => run.report.added += 1,
@@ -640,17 +659,20 @@ fn changes_for(run: &mut ClassRun, mode: syncml::session::SyncMode, format: Wire
         let luid = p.luid.to_string();
         run.sent.insert(luid.clone(), i);
         // Items are tracked in the class's canonical format; another negotiated format is
-        // written from the parsed item.
+        // written from the parsed item. The bytes move into the session (it asks for a
+        // store's changes once per session: a restart happens before the server's first
+        // answer), so a backup holds each item once.
         let canonical = run.format;
-        let data = || {
+        let items = &mut run.items;
+        let mut data = || {
             let Some(ix) = p.item else { return Vec::new() };
-            let bytes = &run.items[ix].data;
+            let bytes = std::mem::take(&mut items[ix].data);
             if format == canonical {
-                return bytes.clone();
+                return bytes;
             }
-            match Item::from_wire(bytes, canonical) {
+            match Item::from_wire(&bytes, canonical) {
                 Ok(item) => item.to_wire(format),
-                Err(_) => bytes.clone(),
+                Err(_) => bytes,
             }
         };
         out.push(match (all, &p.kind) {

@@ -2,6 +2,7 @@
 //! (per item a short LUID and a hash of what was sent), gives the Add/Replace/Delete plan.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use xxhash_rust::xxh3::xxh3_128;
 
@@ -10,13 +11,19 @@ use crate::profile::TrackedItem;
 /// An item as it would go on the wire now.
 #[derive(Debug, Clone)]
 pub struct CurrentItem {
-    pub source_id: String,
+    /// The store's id, shared by all its items.
+    pub source_id: Arc<str>,
     pub local_id: String,
     pub data: Vec<u8>,
 }
 
 pub fn hash(data: &[u8]) -> Vec<u8> {
-    xxh3_128(data).to_be_bytes().to_vec()
+    digest(data).to_vec()
+}
+
+/// [`hash`] without an allocation (what a plan keeps per item).
+pub fn digest(data: &[u8]) -> [u8; 16] {
+    xxh3_128(data).to_be_bytes()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,9 +38,10 @@ pub enum PlannedKind {
 pub struct Planned {
     pub kind: PlannedKind,
     pub luid: u64,
-    pub source_id: String,
+    pub source_id: Arc<str>,
     pub local_id: String,
-    pub hash: Vec<u8>,
+    /// The hash of what is sent (zero for deletes).
+    pub hash: [u8; 16],
     /// Index into the current items (not for deletes).
     pub item: Option<usize>,
 }
@@ -58,9 +66,10 @@ pub fn plan(current: &[CurrentItem], tracked: &[TrackedItem], mut next_luid: u64
         next_luid = next_luid.max(max + 1);
     }
     let mut p = Plan::default();
+    p.all.reserve_exact(current.len());
     for (i, c) in current.iter().enumerate() {
-        let h = hash(&c.data);
-        let (kind, luid) = match known.remove(&(c.source_id.as_str(), c.local_id.as_str())) {
+        let h = digest(&c.data);
+        let (kind, luid) = match known.remove(&(&*c.source_id, c.local_id.as_str())) {
             Some(t) if t.hash == h => (None, t.luid),
             Some(t) => (Some(PlannedKind::Replace), t.luid),
             None => {
@@ -88,9 +97,9 @@ pub fn plan(current: &[CurrentItem], tracked: &[TrackedItem], mut next_luid: u64
         p.changes.push(Planned {
             kind: PlannedKind::Delete,
             luid: t.luid,
-            source_id: t.source_id.clone(),
+            source_id: t.source_id.as_str().into(),
             local_id: t.local_id.clone(),
-            hash: t.hash.clone(),
+            hash: [0; 16],
             item: None,
         });
     }

@@ -47,6 +47,15 @@ pub enum SourceError {
     DBus(#[from] zbus::Error),
 }
 
+/// One page of a listing (see [`Source::list_pages`]).
+#[derive(Debug)]
+pub enum Page {
+    Items(Vec<SourceItem>),
+    /// The store changed while it was read: forget the pages given so far, the listing
+    /// starts over.
+    Restart,
+}
+
 /// A change to write into a store (restore).
 #[derive(Debug, Clone)]
 pub enum WriteOp {
@@ -80,6 +89,14 @@ pub trait Source: Send {
     async fn revision(&mut self) -> Result<String, SourceError>;
     /// Every item of the store, in the common item model.
     async fn list(&mut self) -> Result<Vec<SourceItem>, SourceError>;
+    /// Every item of the store, page by page to `sink`, so that a caller that keeps less
+    /// than the items (a backup keeps their wire form and hash) never holds the whole store
+    /// in memory. A store that cannot page gives [`Source::list`] as one page.
+    async fn list_pages(&mut self, sink: &mut (dyn FnMut(Page) + Send)) -> Result<(), SourceError> {
+        let items = self.list().await?;
+        sink(Page::Items(items));
+        Ok(())
+    }
     /// Whether items can be written into the store (restore).
     fn writable(&self) -> bool {
         false

@@ -336,6 +336,51 @@ async fn errors_are_mapped() {
     assert!(matches!(err, SourceError::Unavailable { .. }), "{err:?}");
 }
 
+#[tokio::test]
+async fn paged_listing_gives_every_contact_once_and_the_cursor_guards_the_revision() {
+    let Some(bus) = TestBus::start() else { return };
+    let conn = bus.connect().await;
+    let eds = Eds::new(conn.clone()).await.unwrap();
+    let raw = raw_book(&conn, &eds, SYSTEM_ADDRESS_BOOK).await;
+    let n = 1_203;
+    let uids = seed(&raw, &(0..n).map(seed_vcard).collect::<Vec<_>>()).await;
+    let info = eds.address_books().await.unwrap().remove(0);
+    let mut book = eds.open_address_book(&info).await.unwrap();
+
+    let mut pages = Vec::new();
+    let mut restarts = 0;
+    book.list_pages(&mut |page| match page {
+        crate::sources::Page::Items(items) => pages.push(items),
+        crate::sources::Page::Restart => restarts += 1,
+    })
+    .await
+    .unwrap();
+    assert_eq!(restarts, 0);
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), vec![500, 500, 203]);
+    let mut paged: Vec<String> = pages.iter().flatten().map(|i| contact(i).to_vcard(WireFormat::VCard30)).map(|v| String::from_utf8(v).unwrap()).collect();
+    let mut listed: Vec<String> = book.list().await.unwrap().iter().map(|i| String::from_utf8(contact(i).to_vcard(WireFormat::VCard30)).unwrap()).collect();
+    paged.sort();
+    listed.sort();
+    assert_eq!(paged.len(), n);
+    assert_eq!(paged, listed);
+
+    // a revision that is no longer the book's: the cursor refuses to step
+    let stale = book.revision().await.unwrap();
+    raw.remove_contacts(&[uids[0].as_str()], 0).await.unwrap();
+    assert_ne!(book.revision().await.unwrap(), stale);
+    let err = book.cursor_pages(&stale, &mut |_| {}).await.unwrap_err();
+    assert!(matches!(err, SourceError::Store { .. }), "{err:?}");
+    let mut count = 0;
+    book.list_pages(&mut |page| {
+        if let crate::sources::Page::Items(items) = page {
+            count += items.len();
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(count, n - 1);
+}
+
 /// Measures listing 10 000 contacts: GetContactList versus a cursor in steps of 500.
 /// `cargo test -p imsync --lib eds::tests::measure -- --ignored --nocapture`
 /// (run each mode alone for a meaningful peak RSS: `measure_get_contact_list` or
