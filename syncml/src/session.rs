@@ -37,7 +37,9 @@
 //!   challenged credentials (next MsgID, same SessionID).
 //! * `Sync` (package 3): statuses for package 2 and one `Sync` per store with
 //!   our changes, split over as many messages as the server's MaxMsgSize
-//!   requires; Final on the last one. The server answers with package 4:
+//!   requires (each filled up to a few hundred bytes below it); Final on the
+//!   last one. Consecutive changes of one kind travel as one Add/Replace/
+//!   Delete with several Items and one Meta/Type (SyncML allows Item+). The server answers with package 4:
 //!   statuses per item and its own `Sync` per store (→ [`Event::ServerItems`]).
 //! * `Map` (package 5 and any later round): statuses for package 4 and a
 //!   `Map` per store for the items the driver stored under a new local id.
@@ -81,7 +83,9 @@
 //!
 //! ## Statuses
 //!
-//! Every item status is reported with the server's code ([`ClientItemResult`]);
+//! Every item status is reported with the server's code ([`ClientItemResult`]):
+//! a status for a command of several items names them by SourceRef (one
+//! status per item, or one for several) or, naming none, is the command's;
 //! a rejected chunk fails its item; 420 (device full) stops sending to that
 //! store (the unsent changes are reported, the store fails); SyncHdr 401/407
 //! with a Chal is retried once with the challenged type and nonce; other
@@ -114,6 +118,17 @@ pub const MAX_RESP_URI: usize = 2048;
 
 /// Smallest large-object chunk we start in a message (else: next message).
 const MIN_CHUNK: u64 = 256;
+
+/// Bytes we stay below the MaxMsgSize in force. Message sizes are accounted by
+/// encoding (exact for XML; for WBXML exact but for a page switch after a
+/// Status with an Anchor), and `poll()` checks in debug builds that the
+/// accounting bounds the real message: the margin only guards against a
+/// server that counts a few bytes differently.
+const MESSAGE_HEADROOM: u64 = 256;
+
+/// Smallest message limit we work with: a MaxMsgSize below this cannot hold a
+/// SyncML message with anything in it (absurd; a hostile or broken server).
+const MIN_MESSAGE_LIMIT: u64 = 512;
 
 /// What a SyncML status code means (by class for codes we do not know).
 #[allow(clippy::match_overlapping_arm)] // specific codes first, then their class
@@ -539,7 +554,9 @@ enum SentCmd {
     Get,
     Alert(usize),
     Sync(usize),
-    Item { store: usize, result_idx: usize },
+    /// An Add/Replace/Delete: its items' results (in item order; several
+    /// consecutive changes of one kind share a command).
+    Items { store: usize, results: Vec<usize> },
     /// A chunk of a large object other than the last one.
     Chunk { store: usize, result_idx: usize },
     Map(usize),
@@ -612,6 +629,9 @@ pub struct ClientSession {
     v11: bool,
     /// A decodable SyncML reply arrived (no encoding/version fallback after).
     got_reply: bool,
+    /// Send every change in a command of its own (see
+    /// [`ClientSession::set_one_item_per_command`]).
+    one_item_per_command: bool,
 }
 
 fn body_start(body: &[u8]) -> String {
@@ -689,7 +709,17 @@ impl ClientSession {
             encoding_fallback: false,
             v11: false,
             got_reply: false,
+            one_item_per_command: false,
         }
+    }
+
+    /// Send every change in an Add/Replace/Delete of its own, as libsynthesis
+    /// clients do, instead of one command per run of consecutive changes of
+    /// one kind (the default: smaller messages, fewer statuses). For a server
+    /// that mishandles several Items in a command, and to replay sessions
+    /// recorded from such clients.
+    pub fn set_one_item_per_command(&mut self, on: bool) {
+        self.one_item_per_command = on;
     }
 
     /// The encoding of the messages we send (changes to XML on fallback).
@@ -830,8 +860,15 @@ impl ClientSession {
         if self.messages_sent >= MAX_MESSAGES {
             return self.fail(SessionError::TooManyMessages(MAX_MESSAGES));
         }
-        let msg = self.build_message();
+        let (msg, accounted) = self.build_message();
         let body = self.encoding.encode(&msg);
+        // Messages are filled up to a few hundred bytes below MaxMsgSize by
+        // summing encoded sizes: that sum must bound the real message.
+        debug_assert!(
+            accounted.is_none_or(|a| body.len() as u64 <= a),
+            "message of {} bytes, accounted {accounted:?}",
+            body.len()
+        );
         self.messages_sent += 1;
         self.bytes_sent += body.len() as u64;
         self.awaiting_response = true;
@@ -1310,14 +1347,8 @@ impl ClientSession {
                     st.error = Some(format!("server rejected our Sync with status {code}"));
                 }
             }
-            SentCmd::Item { store, result_idx } => {
-                let r = &mut self.stores[store].item_results[result_idx];
-                if r.status != 0 {
-                    let w = format!("duplicate status {code} for {} {} (had {})", r.kind.cmd_name(), r.luid, r.status);
-                    self.warn(w);
-                } else {
-                    r.status = code;
-                }
+            SentCmd::Items { store, results } => {
+                self.item_status(store, &results, &s);
                 if code == 420 {
                     self.store_full(store);
                 }
@@ -1346,6 +1377,38 @@ impl ClientSession {
                     self.warn(w);
                 }
             }
+        }
+    }
+
+    /// Attribute the status `s` for an Add/Replace/Delete we sent to its items
+    /// (`results`). A status for a command of one item is that item's. For a
+    /// command of several items the server answers per item or for several at
+    /// once, naming them by SourceRef (our LUID; TargetRef if it gives no
+    /// SourceRef); a status naming none is the whole command's.
+    fn item_status(&mut self, store: usize, results: &[usize], s: &Status) {
+        let code = s.data;
+        let refs = if s.source_refs.is_empty() { &s.target_refs } else { &s.source_refs };
+        let mut warnings = Vec::new();
+        let rs = &mut self.stores[store].item_results;
+        if results.len() == 1 || refs.is_empty() {
+            for &i in results {
+                record_item_status(&mut rs[i], code, &mut warnings);
+            }
+        } else {
+            for luid in refs {
+                let mut same = results.iter().copied().filter(|&i| rs[i].luid == *luid);
+                let Some(first) = same.next() else {
+                    let w = format!("status {code} for {} names {luid:?}, which that command did not carry", s.cmd);
+                    warnings.push(w);
+                    continue;
+                };
+                // A LUID twice in one command: the first item still without a status.
+                let i = if rs[first].status == 0 { first } else { same.find(|&i| rs[i].status == 0).unwrap_or(first) };
+                record_item_status(&mut rs[i], code, &mut warnings);
+            }
+        }
+        for w in warnings {
+            self.warn(w);
         }
     }
 
@@ -1599,8 +1662,12 @@ impl ClientSession {
         // than our own either (it is also what we accept).
         let ours = u64::from(self.cfg.max_msg_size);
         let limit = self.server_max_msg_size.map_or(ours, |srv| srv.min(ours));
-        // Headroom for the server's own accounting.
-        limit.saturating_sub((limit / 10).max(256)).max(512)
+        // A small fixed headroom (see MESSAGE_HEADROOM). The result is never
+        // above the limit, except for an absurd one below MIN_MESSAGE_LIMIT,
+        // which is raised to it: with room for one status per message we
+        // would never catch up with the SyncHdr statuses the server's
+        // answers add.
+        limit.saturating_sub(MESSAGE_HEADROOM).max(MIN_MESSAGE_LIMIT)
     }
 
     fn header(&mut self, msg_id: u32) -> SyncHdr {
@@ -1643,6 +1710,16 @@ impl ClientSession {
         self.chunk_command(idx, kind, luid, data, None, false, cmd_id)
     }
 
+    /// The `Item` of a change (Source = our LUID, Data unless a Delete).
+    fn change_item(kind: ItemKind, luid: &str, data: &[u8], more: bool) -> Item {
+        Item {
+            source: Some(Location::new(luid)),
+            data: if kind == ItemKind::Delete { None } else { Some(ItemData::Bytes(data.to_vec())) },
+            more_data: more,
+            ..Item::default()
+        }
+    }
+
     /// An item command; for a large object chunk with `Meta/Size` (first
     /// chunk: the whole object's size) and `MoreData` (all but the last).
     #[allow(clippy::too_many_arguments)]
@@ -1651,12 +1728,7 @@ impl ClientSession {
         let c = ItemCmd {
             cmd_id: cmd_id.to_string(),
             meta: Some(Meta { type_: Some(st.content_type.clone()), size, ..Meta::default() }),
-            items: vec![Item {
-                source: Some(Location::new(luid)),
-                data: if kind == ItemKind::Delete { None } else { Some(ItemData::Bytes(data.to_vec())) },
-                more_data: more,
-                ..Item::default()
-            }],
+            items: vec![Self::change_item(kind, luid, data, more)],
             ..ItemCmd::default()
         };
         match kind {
@@ -1753,7 +1825,25 @@ impl ClientSession {
         }
     }
 
-    fn build_message(&mut self) -> Message {
+    /// `Alert 222` ("next message"): what we send while the server's package
+    /// is in progress.
+    fn alert_222(&self, cmd_id: String) -> Command {
+        Command::Alert(Alert {
+            cmd_id,
+            data: Some(222),
+            items: vec![Item {
+                target: Some(Location::new(self.url.clone())),
+                source: Some(Location::new(self.cfg.device_id.clone())),
+                ..Item::default()
+            }],
+            ..Alert::default()
+        })
+    }
+
+    /// The next message, and (but for package 1, which is never split) its
+    /// accounted size: an upper bound of its encoded size, at most the
+    /// message limit unless a single command does not fit any message.
+    fn build_message(&mut self) -> (Message, Option<u64>) {
         let msg_id_n = self.next_msg_id;
         self.next_msg_id += 1;
         let msg_id = msg_id_n.to_string();
@@ -1818,7 +1908,7 @@ impl ClientSession {
             msg.final_ = true;
             self.our_final_sent = true;
             self.last_sent_msg_id = msg_id;
-            return msg;
+            return (msg, None);
         }
 
         let limit = self.message_limit();
@@ -1829,6 +1919,11 @@ impl ClientSession {
             enc.encode(&probe).len() as u64
         };
         let fits = |size: u64, add: usize, empty: bool| empty || size + add as u64 <= limit;
+        if self.our_final_sent {
+            // Room for the Alert 222 that follows the statuses (CmdID of the
+            // widest possible width).
+            size += enc.encoded_command_len(&self.alert_222(u32::MAX.to_string())) as u64;
+        }
 
         // 1. Statuses we owe, in the order of the server's commands.
         while let Some(q) = self.statuses.front() {
@@ -1860,19 +1955,10 @@ impl ClientSession {
         if self.our_final_sent {
             // The server's package is still in progress: ask for more.
             let id = next_cmd_id!();
-            msg.body.push(Command::Alert(Alert {
-                cmd_id: id.clone(),
-                data: Some(222),
-                items: vec![Item {
-                    target: Some(Location::new(self.url.clone())),
-                    source: Some(Location::new(self.cfg.device_id.clone())),
-                    ..Item::default()
-                }],
-                ..Alert::default()
-            }));
+            msg.body.push(self.alert_222(id.clone()));
             self.sent.insert((msg_id.clone(), id), SentCmd::Alert222);
             self.last_sent_msg_id = msg_id;
-            return msg;
+            return (msg, Some(size));
         }
 
         // 2. Results (our DevInf, if the server asked).
@@ -1950,19 +2036,46 @@ impl ClientSession {
                 }
                 let mut total = shell_len;
                 let mut ids = cmd_no + 1;
+                // (CmdID, what) of each command in `sync.commands`, in order.
                 let mut sent_items = Vec::new();
                 let empty_room = self.max_item_room(idx);
+                // Consecutive changes of one kind share one command (Item+,
+                // Meta/Type once): its CmdID, Meta and the server's Status
+                // are paid once per run of changes, not once per change.
+                // `open`: the kind of the last command of `sync` while more
+                // items may join it (never a large object's chunk).
+                let mut open: Option<ItemKind> = None;
                 while let Some(mut ch) = self.stores[idx].outgoing.pop_front() {
                     let id = (ids + 1).to_string();
                     let alone = msg.body.is_empty() && sync.commands.is_empty();
                     if ch.offset == 0 {
+                        if open == Some(ch.kind) {
+                            let item = Self::change_item(ch.kind, &ch.luid, &ch.data, false);
+                            let len = enc.encoded_item_len(&item) as u64;
+                            if size + total + len <= limit {
+                                let cmd = sync.commands.last_mut().and_then(item_cmd_mut);
+                                let sent = sent_items.last_mut().and_then(|(_, what)| match what {
+                                    SentCmd::Items { results, .. } => Some(results),
+                                    _ => None,
+                                });
+                                let (Some(c), Some(results)) = (cmd, sent) else {
+                                    unreachable!("an open command is the last command of the Sync, an item command");
+                                };
+                                c.items.push(item);
+                                results.push(ch.result_idx);
+                                total += len;
+                                continue;
+                            }
+                            // Does not fit: nor does a command of its own (below).
+                        }
                         let cmd = self.item_command(idx, ch.kind, &ch.luid, &ch.data, &id);
                         let len = enc.encoded_command_len(&cmd) as u64;
                         if size + total + len <= limit || (alone && len <= empty_room) {
                             ids += 1;
                             total += len;
-                            sent_items.push((id, SentCmd::Item { store: idx, result_idx: ch.result_idx }));
+                            sent_items.push((id, SentCmd::Items { store: idx, results: vec![ch.result_idx] }));
                             sync.commands.push(cmd);
+                            open = (!self.one_item_per_command).then_some(ch.kind);
                             continue;
                         }
                         if len <= empty_room || ch.kind == ItemKind::Delete {
@@ -1972,7 +2085,9 @@ impl ClientSession {
                             break;
                         }
                     }
-                    // A large object: send the next chunk into the room left.
+                    // A large object: send the next chunk into the room left,
+                    // in a command of its own.
+                    open = None;
                     let room = limit.saturating_sub(size + total);
                     match self.next_chunk(idx, &ch, room, &id) {
                         None if alone => {
@@ -1992,7 +2107,7 @@ impl ClientSession {
                             sync.commands.push(cmd);
                             if last {
                                 self.stores[idx].large_objects_sent += 1;
-                                sent_items.push((id, SentCmd::Item { store: idx, result_idx: ch.result_idx }));
+                                sent_items.push((id, SentCmd::Items { store: idx, results: vec![ch.result_idx] }));
                                 continue;
                             }
                             // Nothing may follow a chunk in its message.
@@ -2027,7 +2142,7 @@ impl ClientSession {
         msg.final_ = !more;
         self.our_final_sent = msg.final_;
         self.last_sent_msg_id = msg_id;
-        msg
+        (msg, Some(size))
     }
 
     fn build_report(&mut self) -> SessionReport {
@@ -2097,6 +2212,23 @@ fn requested_mode(cfg: &StoreConfig) -> SyncMode {
         SyncMode::Slow
     } else {
         cfg.mode
+    }
+}
+
+fn item_cmd_mut(c: &mut Command) -> Option<&mut ItemCmd> {
+    match c {
+        Command::Add(c) | Command::Replace(c) | Command::Delete(c) => Some(c),
+        _ => None,
+    }
+}
+
+/// Record the server's status `code` for one change we sent (a second one is
+/// a warning, the first one stands).
+fn record_item_status(r: &mut ClientItemResult, code: u16, warnings: &mut Vec<String>) {
+    if r.status != 0 {
+        warnings.push(format!("duplicate status {code} for {} {} (had {})", r.kind.cmd_name(), r.luid, r.status));
+    } else {
+        r.status = code;
     }
 }
 

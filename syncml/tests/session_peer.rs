@@ -25,6 +25,22 @@ struct Peer {
     /// Answer 420 (device full) from the n-th item on.
     full_after: Option<usize>,
     items_seen: usize,
+    /// How item commands are answered.
+    item_statuses: ItemStatuses,
+    /// LUIDs answered 500.
+    reject: Vec<String>,
+}
+
+/// How the peer answers an Add/Replace/Delete (of one or several items).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum ItemStatuses {
+    /// One Status per item, SourceRef = its LUID (what SyncEvolution does).
+    PerItem,
+    /// One Status per status code, naming its items by SourceRef.
+    Joint,
+    /// One Status per status code without any SourceRef/TargetRef (only
+    /// meaningful when all items of a command get the same code).
+    NoRefs,
 }
 
 fn status(msg_ref: &str, cmd_ref: &str, cmd: &str, code: u16, source: Option<&str>) -> Command {
@@ -51,6 +67,8 @@ impl Peer {
             encodings: vec![],
             full_after: None,
             items_seen: 0,
+            item_statuses: ItemStatuses::PerItem,
+            reject: vec![],
         }
     }
 
@@ -120,18 +138,41 @@ impl Peer {
                     out.body.push(status(&mr, &s.cmd_id, "Sync", 200, None));
                     for ic in &s.commands {
                         let (Command::Add(x) | Command::Replace(x) | Command::Delete(x)) = ic else { panic!() };
-                        let src = x.items[0].source.as_ref().map(|l| l.loc_uri.as_str());
-                        self.items_seen += 1;
-                        let code = if self.full_after.is_some_and(|n| self.items_seen > n) {
-                            420
-                        } else if x.items[0].more_data {
-                            213
-                        } else if matches!(ic, Command::Add(_)) {
-                            201
-                        } else {
-                            200
-                        };
-                        out.body.push(status(&mr, &x.cmd_id, ic.name(), code, src));
+                        // (code, SourceRefs) of the statuses for this command
+                        let mut answers: Vec<(u16, Vec<String>)> = vec![];
+                        for it in &x.items {
+                            let src = it.source.as_ref().unwrap().loc_uri.clone();
+                            self.items_seen += 1;
+                            let code = if self.full_after.is_some_and(|n| self.items_seen > n) {
+                                420
+                            } else if self.reject.contains(&src) {
+                                500
+                            } else if it.more_data {
+                                213
+                            } else if matches!(ic, Command::Add(_)) {
+                                201
+                            } else {
+                                200
+                            };
+                            let joint = self.item_statuses != ItemStatuses::PerItem;
+                            match answers.iter_mut().find(|(c, _)| joint && *c == code) {
+                                Some((_, refs)) => refs.push(src),
+                                None => answers.push((code, vec![src])),
+                            }
+                        }
+                        for (code, mut refs) in answers {
+                            if self.item_statuses == ItemStatuses::NoRefs {
+                                refs.clear();
+                            }
+                            out.body.push(Command::Status(Status {
+                                msg_ref: mr.clone(),
+                                cmd_ref: x.cmd_id.clone(),
+                                cmd: ic.name().into(),
+                                source_refs: refs,
+                                data: code,
+                                ..Status::default()
+                            }));
+                        }
                     }
                 }
                 Command::Status(_) | Command::Results(_) => {}
@@ -270,7 +311,9 @@ fn thousand_changes_are_split_under_the_servers_max_msg_size() {
         assert_eq!(m.final_, i == pkg3.len() - 1, "Final only on the last message of the package");
     }
     let mut seen = std::collections::BTreeMap::new();
+    let mut order = vec![];
     let mut chunks = vec![];
+    let mut contacts_commands = 0;
     for m in &pkg3 {
         for (ci, c) in m.body.iter().enumerate() {
             if let Command::Sync(sy) = c {
@@ -280,20 +323,36 @@ fn thousand_changes_are_split_under_the_servers_max_msg_size() {
                 for (ii, ic) in sy.commands.iter().enumerate() {
                     let (Command::Add(a) | Command::Replace(a)) = ic else { panic!("{ic:?}") };
                     assert_eq!(a.meta.as_ref().unwrap().type_.as_deref(), Some("text/vcard"));
-                    let luid = a.items[0].source.as_ref().unwrap().loc_uri.clone();
-                    if luid == "huge" {
-                        let last_in_msg = ci == m.body.len() - 1 && ii == sy.commands.len() - 1;
-                        let data = a.items[0].data.as_ref().unwrap().as_bytes().unwrap().to_vec();
-                        chunks.push((a.meta.as_ref().unwrap().size, a.items[0].more_data, data, last_in_msg));
-                        continue;
+                    assert!(a.items.iter().all(|i| i.meta.is_none()), "Meta/Type once, at command level");
+                    if ii > 0 {
+                        // consecutive changes of one kind share a command
+                        assert_ne!(ic.name(), sy.commands[ii - 1].name(), "two {} commands in a row", ic.name());
                     }
-                    *seen.entry(luid).or_insert(0) += 1;
+                    contacts_commands += usize::from(store == "./contacts");
+                    for it in &a.items {
+                        let luid = it.source.as_ref().unwrap().loc_uri.clone();
+                        if luid == "huge" {
+                            assert_eq!(a.items.len(), 1, "a chunk travels alone in its command");
+                            let last_in_msg = ci == m.body.len() - 1 && ii == sy.commands.len() - 1;
+                            let data = it.data.as_ref().unwrap().as_bytes().unwrap().to_vec();
+                            chunks.push((a.meta.as_ref().unwrap().size, it.more_data, data, last_in_msg));
+                            continue;
+                        }
+                        if store == "./contacts" {
+                            order.push(luid.clone());
+                        }
+                        *seen.entry(luid).or_insert(0) += 1;
+                    }
                 }
             }
         }
     }
     assert_eq!(seen.len(), 1001);
     assert!(seen.values().all(|&n| n == 1), "every item exactly once");
+    assert_eq!(order, (0..1000).map(|n| format!("c{n}")).collect::<Vec<_>>(), "in the order given");
+    // per message: Adds, maybe the huge Replace (a chunk) and Adds after it
+    let n = pkg3.len();
+    assert!(contacts_commands <= 3 * n, "{contacts_commands} commands for 1001 changes in {n} messages");
     // The large object: Size on the first chunk only, MoreData on all but the
     // last, nothing after a chunk in its message, reassembles exactly.
     assert!(chunks.len() >= 3, "{} chunks", chunks.len());
@@ -561,8 +620,17 @@ fn syncml_11_server_gets_a_11_session() {
     let mut peer = Peer::new(150_000);
     let resp = peer.answer(&body);
     s.receive(200, None, &resp);
-    let r = run(&mut s, &mut peer, vec![]).unwrap();
+    let changes = (0..5).map(|n| Change::Add { luid: format!("c{n}"), data: vcard(n) }).collect();
+    let r = run(&mut s, &mut peer, vec![("./contacts".into(), changes)]).unwrap();
     assert_eq!(r.protocol_version, "1.1");
+    // Several items in one Add are SyncML 1.1 too.
+    let m3 = peer.received.iter().find(|m| m.body.iter().any(|c| matches!(c, Command::Sync(_)))).unwrap();
+    assert_eq!(m3.hdr.ver_dtd, "1.1");
+    let Some(Command::Sync(sy)) = m3.body.iter().find(|c| matches!(c, Command::Sync(_))) else { panic!() };
+    let [Command::Add(a)] = &sy.commands[..] else { panic!("{:?}", sy.commands) };
+    assert_eq!(a.items.len(), 5);
+    let c = r.store("./contacts").unwrap();
+    assert!(c.ok() && c.item_results.iter().all(|i| i.status == 201), "{c:?}");
 }
 
 /// 420 (device full): nothing more is sent to that store; the report says so.
@@ -631,4 +699,101 @@ fn status_descriptions_by_class() {
     assert_eq!(status_description(499), "client error");
     assert_eq!(status_description(599), "server error");
     assert_eq!(status_description(299), "unknown status");
+}
+
+// ---------------------------------------------------------------- packing items, filling messages
+
+/// A vCard of 200..700 bytes.
+fn sized_vcard(n: usize) -> Vec<u8> {
+    let mut v = vcard(n);
+    v.splice(v.len() - 11.., format!("NOTE:{}\r\nEND:VCARD\r\n", "n".repeat(150 + (n * 37) % 500)).into_bytes());
+    v
+}
+
+/// Runs of Adds, Replaces and Deletes (LUIDs "0".."n-1").
+fn mixed_changes(n: usize, run: usize) -> Vec<Change> {
+    (0..n)
+        .map(|i| {
+            let luid = i.to_string();
+            match (i / run) % 3 {
+                0 => Change::Add { luid, data: sized_vcard(i) },
+                1 => Change::Replace { luid, data: sized_vcard(i) },
+                _ => Change::Delete { luid },
+            }
+        })
+        .collect()
+}
+
+/// Every message stays within the server's MaxMsgSize (`Peer::answer` checks
+/// it) and every message of package 3 but the last is filled to within a few
+/// hundred bytes of it (the headroom plus less than one item).
+#[test]
+fn messages_are_filled_up_to_the_servers_max_msg_size() {
+    for enc in [Encoding::Wbxml, Encoding::Xml] {
+        for limit in [20_000u64, 150_000] {
+            let mut peer = Peer::new(limit);
+            let mut s = ClientSession::with_encoding(config(&[("contacts", SyncMode::Slow)], 150_000), enc);
+            let n = 3000;
+            let r = run(&mut s, &mut peer, vec![("./contacts".into(), mixed_changes(n, 700))]).unwrap();
+            let pkg3: Vec<usize> = (0..peer.received.len())
+                .filter(|&i| peer.received[i].body.iter().any(|c| matches!(c, Command::Sync(_))))
+                .collect();
+            assert!(pkg3.len() >= 3, "{enc:?} {limit}: {} messages", pkg3.len());
+            for &i in &pkg3[..pkg3.len() - 1] {
+                let size = peer.sizes[i] as u64;
+                assert!(size <= limit && size + 1024 >= limit, "{enc:?} {limit}: message {i} of {size} bytes");
+            }
+            let c = r.store("./contacts").unwrap();
+            assert!(c.ok() && r.warnings.is_empty(), "{c:?} {:?}", r.warnings);
+            assert!(c.item_results.iter().all(|i| matches!(i.status, 200 | 201) && i.error.is_none()));
+            assert_eq!(s.progress("./contacts"), (n as u32, n as u32));
+        }
+    }
+}
+
+/// However the server answers a command of several items (a Status per item,
+/// one naming several items, one naming none), each item gets its status.
+#[test]
+fn statuses_of_multi_item_commands_reach_their_items() {
+    for style in [ItemStatuses::PerItem, ItemStatuses::Joint, ItemStatuses::NoRefs] {
+        for enc in [Encoding::Wbxml, Encoding::Xml] {
+            let mut peer = Peer::new(30_000);
+            peer.item_statuses = style;
+            if style != ItemStatuses::NoRefs {
+                peer.reject = ["3", "4", "25", "61", "62", "99"].map(String::from).to_vec();
+            }
+            let mut s = ClientSession::with_encoding(config(&[("contacts", SyncMode::Slow)], 150_000), enc);
+            let r = run(&mut s, &mut peer, vec![("./contacts".into(), mixed_changes(100, 20))]).unwrap();
+            let commands: Vec<(String, usize)> = peer
+                .received
+                .iter()
+                .flat_map(|m| &m.body)
+                .filter_map(|c| if let Command::Sync(s) = c { Some(&s.commands) } else { None })
+                .flatten()
+                .map(|c| {
+                    let (Command::Add(x) | Command::Replace(x) | Command::Delete(x)) = c else { panic!() };
+                    (c.name().to_string(), x.items.len())
+                })
+                .collect();
+            assert!(commands.len() < 20 && commands.iter().all(|(_, n)| *n > 1), "{style:?} {enc:?}: {commands:?}");
+            let c = r.store("./contacts").unwrap();
+            assert_eq!(c.item_results.len(), 100);
+            for (i, res) in c.item_results.iter().enumerate() {
+                let want = if peer.reject.contains(&res.luid) {
+                    500
+                } else if res.kind == ItemKind::Add {
+                    201
+                } else {
+                    200
+                };
+                assert_eq!(
+                    (res.luid.as_str(), res.kind, res.status),
+                    (i.to_string().as_str(), mixed_changes(100, 20)[i].kind(), want),
+                    "{style:?} {enc:?}"
+                );
+            }
+            assert!(r.warnings.is_empty(), "{style:?} {enc:?}: {:?}", r.warnings);
+            assert_eq!(s.progress("./contacts"), (100, 100));
+        }
+    }
 }

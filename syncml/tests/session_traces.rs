@@ -156,6 +156,8 @@ fn s1_refresh_from_client_against_recorded_server() {
     let rec3 = msg(&format!("{d}/3-client-status-sync-add.xml"));
     let rec5 = msg(&format!("{d}/5-client-status-final.xml"));
     let mut s = ClientSession::with_encoding(config_from_recorded(&rec1), Encoding::Xml);
+    // Like the recorded libsynthesis client (s1_packed_... covers our default).
+    s.set_one_item_per_command(true);
 
     // Message 1 is the recorded client message 1, including the md5 Cred.
     let (url, m1) = expect_send(&mut s);
@@ -207,6 +209,97 @@ fn s1_refresh_from_client_against_recorded_server() {
     assert_eq!(r.store("./contacts").unwrap().next_anchor, "20261124T201026Z");
     // Polling again keeps reporting the same outcome.
     assert!(matches!(s.poll(), Event::Finished(_)));
+}
+
+/// `m` with consecutive Add/Replace/Delete of one kind in each Sync merged
+/// into one command (items in order, the first one's Meta) and CmdIDs
+/// renumbered; and old CmdID -> new CmdID.
+fn packed(m: &Message) -> (Message, std::collections::BTreeMap<String, String>) {
+    let mut ids = std::collections::BTreeMap::new();
+    let mut n = 0;
+    let mut next = |old: &str, ids: &mut std::collections::BTreeMap<String, String>| {
+        n += 1;
+        ids.insert(old.to_string(), n.to_string());
+        n.to_string()
+    };
+    let mut out = m.clone();
+    for c in &mut out.body {
+        match c {
+            Command::Status(s) => s.cmd_id = next(&s.cmd_id, &mut ids),
+            Command::Sync(sy) => {
+                sy.cmd_id = next(&sy.cmd_id, &mut ids);
+                let mut merged: Vec<Command> = vec![];
+                for ic in sy.commands.drain(..) {
+                    let (Command::Add(x) | Command::Replace(x) | Command::Delete(x)) = &ic else { panic!() };
+                    let same_kind = merged.last().is_some_and(|p| p.name() == ic.name());
+                    match merged.last_mut() {
+                        Some(Command::Add(p) | Command::Replace(p) | Command::Delete(p)) if same_kind => {
+                            ids.insert(x.cmd_id.clone(), p.cmd_id.clone());
+                            p.items.extend(x.items.iter().cloned());
+                        }
+                        _ => {
+                            let mut ic = ic.clone();
+                            let (Command::Add(y) | Command::Replace(y) | Command::Delete(y)) = &mut ic else {
+                                panic!()
+                            };
+                            y.cmd_id = next(&y.cmd_id, &mut ids);
+                            merged.push(ic);
+                        }
+                    }
+                }
+                sy.commands = merged;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    (out, ids)
+}
+
+/// s1 with our default: consecutive changes of one kind share a command. The
+/// message is the recorded one with its commands merged; the recorded server
+/// answer (one Status per item, by SourceRef), its CmdRefs mapped to the
+/// merged commands, confirms every item.
+#[test]
+fn s1_packed_commands_against_recorded_server() {
+    let d = "s1-refresh-from-client";
+    let rec1 = msg(&format!("{d}/1-client-put-devinf-get-alert203.xml"));
+    let rec3 = msg(&format!("{d}/3-client-status-sync-add.xml"));
+    let rec5 = msg(&format!("{d}/5-client-status-final.xml"));
+    let mut s = ClientSession::with_encoding(config_from_recorded(&rec1), Encoding::Xml);
+    let (_, m1) = expect_send(&mut s);
+    assert_eq!(m1, rec1);
+    feed(&mut s, &format!("{d}/2-server-status-results-devinf-alert.xml"));
+    for _ in 0..4 {
+        let Event::NeedChanges { store, .. } = s.poll() else { panic!() };
+        s.provide_changes(&store, recorded_changes(&rec3, &store));
+    }
+    let (_, m3) = expect_send(&mut s);
+    let (want, ids) = packed(&rec3);
+    assert_eq!(normalize(m3.clone()), normalize(want));
+    let item_cmds: Vec<usize> =
+        m3.body.iter().filter_map(|c| if let Command::Sync(s) = c { Some(s.commands.len()) } else { None }).collect();
+    assert_eq!(item_cmds, [1, 1, 1, 1], "one Add per store");
+    assert_eq!(s.progress("./contacts"), (0, 3));
+
+    let mut rec4 = msg(&format!("{d}/4-server-status-sync.xml"));
+    for c in &mut rec4.body {
+        if let Command::Status(st) = c {
+            if st.cmd_ref != "0" {
+                st.cmd_ref = ids[&st.cmd_ref].clone();
+            }
+        }
+    }
+    s.receive(200, Some("application/vnd.syncml+xml"), &xml::encode(&rec4));
+    let (_, m5) = expect_send(&mut s);
+    assert_eq!(normalize(m5), normalize(rec5));
+    feed(&mut s, &format!("{d}/6-server-status-final.xml"));
+    let r = expect_finished(&mut s);
+    assert_eq!(r.warnings, Vec::<String>::new());
+    for st in &r.stores {
+        assert!(st.ok(), "{st:?}");
+        assert!(st.item_results.iter().all(|i| i.status == 201 && i.error.is_none()), "{st:?}");
+    }
+    assert_eq!(s.progress("./contacts"), (3, 3));
 }
 
 #[test]

@@ -310,3 +310,47 @@ fn wbxml_refused_falls_back_to_xml() {
     assert!(r.stores[0].ok(), "{:?}", r.stores[0]);
     assert_eq!(srv.item_count("contacts"), 1);
 }
+
+/// Consecutive changes of one kind go out as one command of several items
+/// (the session's default); SyncEvolution answers each item, and each item
+/// gets its own status, a failure in the middle of a run included.
+#[test]
+fn multi_item_commands_get_a_status_per_item() {
+    for encoding in [Encoding::Wbxml, Encoding::Xml] {
+        let dir = tempfile::tempdir().unwrap();
+        let srv = server(&dir);
+        let mut c = Client::new(&srv, srv.url(), "imsync-proto-multi");
+        let adds = (0..20).map(|n| Change::Add { luid: format!("c{n}"), data: vcard(n) }).collect();
+        let (r, _) = c.sync(SyncMode::RefreshFromClient, encoding, adds, &mut Mem::new());
+        let st = r.store("./contacts").unwrap();
+        assert!(st.ok() && st.item_results.iter().all(|i| i.status == 201), "{st:?}");
+        // A run of Replaces (one of an item the server does not have: added,
+        // 201; one not a vCard: 415), then a run of Deletes.
+        let mut changes: Vec<Change> =
+            (0..8).map(|n| Change::Replace { luid: format!("c{n}"), data: vcard(1000 + n) }).collect();
+        changes.insert(3, Change::Replace { luid: "new-1".into(), data: vcard(2000) });
+        changes.insert(6, Change::Replace { luid: "c13".into(), data: b"garbage".to_vec() });
+        changes.extend(["c10", "c11", "c12"].map(|l| Change::Delete { luid: l.into() }));
+        let (r, _) = c.sync(SyncMode::TwoWay, encoding, changes, &mut Mem::new());
+        let st = r.store("./contacts").unwrap();
+        let got: Vec<(&str, u16)> = st.item_results.iter().map(|i| (i.luid.as_str(), i.status)).collect();
+        let want = [
+            ("c0", 200),
+            ("c1", 200),
+            ("c2", 200),
+            ("new-1", 201),
+            ("c3", 200),
+            ("c4", 200),
+            ("c13", 415),
+            ("c5", 200),
+            ("c6", 200),
+            ("c7", 200),
+            ("c10", 200),
+            ("c11", 200),
+            ("c12", 200),
+        ];
+        assert_eq!(got, want, "{encoding:?}");
+        assert!(r.warnings.is_empty(), "{encoding:?}: {:?}", r.warnings);
+        assert_eq!(srv.item_count("contacts"), 18);
+    }
+}

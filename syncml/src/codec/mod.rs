@@ -90,12 +90,24 @@ impl Encoding {
         }
     }
 
-    /// Size of `cmd` inside an encoded SyncBody (exact for XML, an upper
-    /// bound for WBXML).
+    /// Size of `cmd` inside an encoded SyncBody: exact for XML; for WBXML an
+    /// upper bound that is exact unless the command ends on another code page
+    /// than it started (then it counts the switch back for what follows).
+    /// Summed over the commands and added to the size of the message without
+    /// them (with Final), it bounds the encoded message from above.
     pub fn encoded_command_len(self, cmd: &crate::types::Command) -> usize {
         match self {
             Encoding::Xml => xml::encoded_command_len(cmd),
             Encoding::Wbxml => wbxml::encoded_command_len(cmd),
+        }
+    }
+
+    /// Size `item` adds to an Add/Replace/Delete that already has an item
+    /// (same precision as [`Self::encoded_command_len`]).
+    pub fn encoded_item_len(self, item: &crate::types::Item) -> usize {
+        match self {
+            Encoding::Xml => xml::encoded_item_len(item),
+            Encoding::Wbxml => wbxml::encoded_item_len(item),
         }
     }
 

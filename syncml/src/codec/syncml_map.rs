@@ -319,7 +319,7 @@ fn push_cred(e: &mut Element, c: Option<&Cred>) {
     }
 }
 
-fn item_to_element(i: &Item) -> Element {
+pub fn item_to_element(i: &Item) -> Element {
     let mut e = Element::new("Item");
     push_location(&mut e, "Target", i.target.as_ref());
     push_location(&mut e, "Source", i.source.as_ref());

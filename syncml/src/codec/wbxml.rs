@@ -31,7 +31,7 @@
 
 use super::element::Element;
 use super::{syncml_map, DecodeError, MAX_DEPTH};
-use crate::types::{Command, Message};
+use crate::types::{Command, Item, Message};
 
 /// HTTP Content-Type of SyncML WBXML messages.
 pub const CONTENT_TYPE: &str = "application/vnd.syncml+wbxml";
@@ -193,13 +193,30 @@ pub fn decode(input: &[u8]) -> Result<Message, DecodeError> {
     syncml_map::message_from_element(&root)
 }
 
-/// Upper bound of the bytes `cmd` occupies inside an encoded SyncBody (its
-/// tokens plus one possible code page switch before it).
+/// Bytes `cmd` occupies inside an encoded SyncBody. See [`element_len`]: an
+/// upper bound, exact when the command ends on code page 0 (every command the
+/// client session sends except a Status carrying an Anchor).
 pub fn encoded_command_len(cmd: &Command) -> usize {
-    let el = syncml_map::command_to_element(cmd);
+    element_len(&syncml_map::command_to_element(cmd))
+}
+
+/// Bytes `item` adds to an encoded Add/Replace/Delete after another `Item`
+/// (see [`element_len`]).
+pub fn encoded_item_len(item: &Item) -> usize {
+    element_len(&syncml_map::item_to_element(item))
+}
+
+/// Size of `el` inside a SyncML document, written from code page 0 (a
+/// SyncBody child, or an element after one that left page 0 with its page
+/// switch accounted), plus the 2-byte switch back to page 0 when it ends on
+/// another page: whatever follows starts on page 0 again. Summing these over
+/// consecutive siblings is therefore exact, except for the switch after the
+/// last one (counted, perhaps not written). Element names without a token
+/// (LITERAL, string table) are not accounted: the model writes none.
+fn element_len(el: &Element) -> usize {
     let mut w = Writer { out: Vec::new(), lang: Language::SyncMl, page: 0, strtbl: Vec::new() };
-    w.element(&el, false);
-    w.out.len() + 2
+    w.element(el, false);
+    w.out.len() + if w.page != 0 { 2 } else { 0 }
 }
 
 fn ver_dtd_of(root: &Element) -> String {

@@ -17,7 +17,7 @@ use quick_xml::Reader;
 
 use super::element::Element;
 use super::{syncml_map, DecodeError, MAX_DEPTH};
-use crate::types::{Command, Message};
+use crate::types::{Command, Item, Message};
 
 /// HTTP Content-Type of SyncML XML messages.
 pub const CONTENT_TYPE: &str = "application/vnd.syncml+xml";
@@ -44,6 +44,14 @@ pub fn decode(input: &[u8]) -> Result<Message, DecodeError> {
 pub fn encoded_command_len(cmd: &Command) -> usize {
     let mut out = String::new();
     write_element(&mut out, &syncml_map::command_to_element(cmd));
+    out.len()
+}
+
+/// Number of bytes `item` occupies inside an encoded Add/Replace/Delete
+/// (exact, like [`encoded_command_len`]).
+pub fn encoded_item_len(item: &Item) -> usize {
+    let mut out = String::new();
+    write_element(&mut out, &syncml_map::item_to_element(item));
     out.len()
 }
 

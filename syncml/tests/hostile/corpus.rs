@@ -210,16 +210,18 @@ impl Peer {
                     syncs.push((s.target.clone(), s.source.clone()));
                     for ic in &s.commands {
                         let (Command::Add(x) | Command::Replace(x) | Command::Delete(x)) = ic else { continue };
-                        let src = x.items.first().and_then(|i| i.source.as_ref()).map(|l| l.loc_uri.as_str());
-                        let more = x.items.first().is_some_and(|i| i.more_data);
-                        let code = if more {
-                            213
-                        } else if matches!(ic, Command::Add(_)) {
-                            201
-                        } else {
-                            200
-                        };
-                        out.body.push(Self::status(&mr, &x.cmd_id, ic.name(), code, src));
+                        // one status per item (a command may carry several)
+                        for it in &x.items {
+                            let src = it.source.as_ref().map(|l| l.loc_uri.as_str());
+                            let code = if it.more_data {
+                                213
+                            } else if matches!(ic, Command::Add(_)) {
+                                201
+                            } else {
+                                200
+                            };
+                            out.body.push(Self::status(&mr, &x.cmd_id, ic.name(), code, src));
+                        }
                     }
                 }
                 _ => {}
