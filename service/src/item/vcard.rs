@@ -254,26 +254,23 @@ pub(crate) struct Logical {
     pub bytes: Vec<u8>,
 }
 
-/// The part of a line before the value separator, upper-cased, used to detect encodings
-/// while unfolding.
-fn header_upper(line: &[u8]) -> Vec<u8> {
+/// The part of a line before the value separator, used to detect encodings while
+/// unfolding.
+fn line_header(line: &[u8]) -> &[u8] {
     let mut quoted = false;
-    let mut end = line.len();
     for (i, b) in line.iter().enumerate() {
         match b {
             b'"' => quoted = !quoted,
-            b':' if !quoted => {
-                end = i;
-                break;
-            }
+            b':' if !quoted => return &line[..i],
             _ => {}
         }
     }
-    line[..end].to_ascii_uppercase()
+    line
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+/// Whether `hay` contains `upper_needle` (ASCII upper case), ignoring ASCII case.
+fn contains_ignore_case(hay: &[u8], upper_needle: &[u8]) -> bool {
+    hay.windows(upper_needle.len()).any(|w| w.eq_ignore_ascii_case(upper_needle))
 }
 
 /// Splits into physical lines (CRLF, LF or CR), then unfolds: a line starting with a
@@ -327,9 +324,9 @@ pub(crate) fn logical_lines(data: &[u8]) -> Vec<Logical> {
                 continue;
             }
         }
-        let header = header_upper(line);
-        qp = contains(&header, b"QUOTED-PRINTABLE");
-        b64 = contains(&header, b"BASE64");
+        let header = line_header(line);
+        qp = contains_ignore_case(header, b"QUOTED-PRINTABLE");
+        b64 = contains_ignore_case(header, b"BASE64");
         out.push(Logical {
             number,
             bytes: line.to_vec(),
