@@ -342,7 +342,7 @@ impl Engine {
                             Ok(item) => items.push(CurrentItem {
                                 source_id: source_id.clone(),
                                 local_id: it.local_id,
-                                data: item.to_wire(format),
+                                data: item.into_wire(format),
                             }),
                             Err(why) => {
                                 page_failures += 1;

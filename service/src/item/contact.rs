@@ -425,97 +425,85 @@ impl Contact {
 
     /// The properties to write, in the fixed order that makes output deterministic.
     pub(crate) fn to_out(&self, format: WireFormat) -> Vec<OutProp> {
+        self.clone().into_out(format)
+    }
+
+    /// [`Contact::to_out`], moving the values instead of copying them (a backup writes each
+    /// contact it read once).
+    pub(crate) fn into_out(self, format: WireFormat) -> Vec<OutProp> {
         use OutValue::*;
-        let mut out = Vec::new();
-        let n = self.name.clone().unwrap_or_default();
-        out.push(OutProp::new(
-            "N",
-            Structured(vec![
-                n.family,
-                n.given,
-                n.additional,
-                n.prefixes,
-                n.suffixes,
-            ]),
-        ));
-        match (&self.formatted_name, format) {
-            (Some(f), _) => out.push(OutProp::new("FN", Text(f.clone()))),
+        let mut out = Vec::with_capacity(
+            8 + self.tels.len() + self.emails.len() + self.addresses.len() + self.impp.len() + self.urls.len()
+                + self.extra.len(),
+        );
+        let formatted_name = match (self.formatted_name.is_none(), format) {
             // FN is mandatory in 3.0 only.
-            (None, WireFormat::VCard30) => {
-                out.push(OutProp::new("FN", Text(self.derived_formatted_name())))
-            }
-            (None, _) => {}
+            (true, WireFormat::VCard30) => Some(self.derived_formatted_name()),
+            _ => None,
+        };
+        let n = self.name.unwrap_or_default();
+        out.push(OutProp::new("N", Structured(vec![n.family, n.given, n.additional, n.prefixes, n.suffixes])));
+        if let Some(f) = self.formatted_name.or(formatted_name) {
+            out.push(OutProp::new("FN", Text(f)));
         }
         if !self.nickname.is_empty() {
-            out.push(OutProp::new("NICKNAME", List(self.nickname.clone())));
+            out.push(OutProp::new("NICKNAME", List(self.nickname)));
         }
         if !self.org.is_empty() {
-            out.push(OutProp::new("ORG", Structured(self.org.clone())));
+            out.push(OutProp::new("ORG", Structured(self.org)));
         }
-        if let Some(t) = &self.title {
-            out.push(OutProp::new("TITLE", Text(t.clone())));
+        if let Some(t) = self.title {
+            out.push(OutProp::new("TITLE", Text(t)));
         }
-        if let Some(r) = &self.role {
-            out.push(OutProp::new("ROLE", Text(r.clone())));
+        if let Some(r) = self.role {
+            out.push(OutProp::new("ROLE", Text(r)));
         }
-        for t in &self.tels {
-            out.push(OutProp::new("TEL", Text(t.value.clone())).with_types(&t.types, t.pref));
+        for t in self.tels {
+            out.push(OutProp::new("TEL", Text(t.value)).with_types(t.types, t.pref));
         }
-        for e in &self.emails {
-            out.push(OutProp::new("EMAIL", Text(e.value.clone())).with_types(&e.types, e.pref));
+        for e in self.emails {
+            out.push(OutProp::new("EMAIL", Text(e.value)).with_types(e.types, e.pref));
         }
-        for a in &self.addresses {
-            let parts = vec![
-                a.po_box.clone(),
-                a.extended.clone(),
-                a.street.clone(),
-                a.locality.clone(),
-                a.region.clone(),
-                a.postal_code.clone(),
-                a.country.clone(),
-            ];
-            out.push(OutProp::new("ADR", Structured(parts)).with_types(&a.types, a.pref));
+        for a in self.addresses {
+            let parts = vec![a.po_box, a.extended, a.street, a.locality, a.region, a.postal_code, a.country];
+            out.push(OutProp::new("ADR", Structured(parts)).with_types(a.types, a.pref));
         }
-        for i in &self.impp {
-            out.push(OutProp::new("IMPP", Verbatim(i.uri.clone())).with_types(&i.types, i.pref));
+        for i in self.impp {
+            out.push(OutProp::new("IMPP", Verbatim(i.uri)).with_types(i.types, i.pref));
         }
-        for u in &self.urls {
-            out.push(OutProp::new("URL", Verbatim(u.clone())));
+        for u in self.urls {
+            out.push(OutProp::new("URL", Verbatim(u)));
         }
-        if let Some(b) = &self.birthday {
-            out.push(OutProp::new("BDAY", Verbatim(b.clone())));
+        if let Some(b) = self.birthday {
+            out.push(OutProp::new("BDAY", Verbatim(b)));
         }
-        if let Some(a) = &self.anniversary {
-            out.push(OutProp::new("X-ANNIVERSARY", Verbatim(a.clone())));
+        if let Some(a) = self.anniversary {
+            out.push(OutProp::new("X-ANNIVERSARY", Verbatim(a)));
         }
-        if let Some(n) = &self.note {
-            out.push(OutProp::new("NOTE", Text(n.clone())));
+        if let Some(n) = self.note {
+            out.push(OutProp::new("NOTE", Text(n)));
         }
         if !self.categories.is_empty() {
-            out.push(OutProp::new("CATEGORIES", List(self.categories.clone())));
+            out.push(OutProp::new("CATEGORIES", List(self.categories)));
         }
-        out.extend(
-            self.extra
-                .iter()
-                .filter(|p| !INTERNAL_PROPERTIES.contains(&p.name.as_str()))
-                .map(|p| {
-                    let mut o = OutProp::from_property(p);
-                    o.params.retain(|q| !q.name.starts_with("X-EVOLUTION-"));
-                    o
-                }),
-        );
-        if let Some(photo) = &self.photo {
-            let mut p = OutProp::new("PHOTO", Binary(photo.data.clone()));
-            if let Some(token) = type_token_from_mime(&photo.mime) {
+        out.extend(self.extra.into_iter().filter(|p| !INTERNAL_PROPERTIES.contains(&p.name.as_str())).map(|p| {
+            let mut o = OutProp::from_property(p);
+            o.params.retain(|q| !q.name.starts_with("X-EVOLUTION-"));
+            o
+        }));
+        if let Some(photo) = self.photo {
+            let token = type_token_from_mime(&photo.mime);
+            let mut p = OutProp::new("PHOTO", Binary(photo.data));
+            if let Some(token) = token {
                 p.params.push(Param::new("TYPE", &[&token]));
             }
             out.push(p);
         }
-        if let Some(u) = &self.uid {
-            out.push(OutProp::new("UID", Text(u.clone())));
+        if let Some(u) = self.uid {
+            out.push(OutProp::new("UID", Text(u)));
         }
-        if let Some(r) = &self.rev {
-            out.push(OutProp::new("REV", Verbatim(r.clone())));
+        if let Some(r) = self.rev {
+            out.push(OutProp::new("REV", Verbatim(r)));
         }
         out
     }
@@ -533,5 +521,10 @@ impl Contact {
     /// Serialises the contact as a vCard in `format`.
     pub fn to_vcard(&self, format: WireFormat) -> Vec<u8> {
         vcard::write(&self.to_out(format), format)
+    }
+
+    /// [`Contact::to_vcard`] of a contact that is not needed afterwards (no copies).
+    pub fn into_vcard(self, format: WireFormat) -> Vec<u8> {
+        vcard::write(&self.into_out(format), format)
     }
 }

@@ -144,6 +144,16 @@ impl Item {
         }
     }
 
+    /// [`Item::to_wire`] of an item that is not needed afterwards (a contact is written
+    /// without copying its values).
+    pub fn into_wire(self, format: WireFormat) -> Vec<u8> {
+        match (self, format) {
+            (Item::Contact(c), WireFormat::VCard21) => c.into_vcard(WireFormat::VCard21),
+            (Item::Contact(c), _) => c.into_vcard(WireFormat::VCard30),
+            (other, format) => other.to_wire(format),
+        }
+    }
+
     /// Parses an item received in `format`. A vCard's or vCalendar's own `VERSION` line
     /// decides the syntax (so a 2.1 card announced as 3.0, or a vCalendar 1.0 announced
     /// as iCalendar 2.0, still parses); `format` is the fallback.

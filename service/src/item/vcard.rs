@@ -249,9 +249,10 @@ pub fn parse(data: &[u8], hint: WireFormat) -> Result<RawCard, ItemError> {
 }
 
 /// A logical (unfolded) line with the number of its first physical line.
-pub(crate) struct Logical {
+pub(crate) struct Logical<'a> {
     pub number: usize,
-    pub bytes: Vec<u8>,
+    /// The line as in the input; a copy only when it was folded.
+    pub bytes: std::borrow::Cow<'a, [u8]>,
 }
 
 /// The part of a line before the value separator, used to detect encodings while
@@ -277,7 +278,7 @@ fn contains_ignore_case(hay: &[u8], upper_needle: &[u8]) -> bool {
 /// space or tab continues the previous one (that one whitespace character is removed);
 /// a QUOTED-PRINTABLE line ending in `=` continues on the next line (soft break); a
 /// 2.1 BASE64 value continues over following lines that hold no `:` up to a blank line.
-pub(crate) fn logical_lines(data: &[u8]) -> Vec<Logical> {
+pub(crate) fn logical_lines(data: &[u8]) -> Vec<Logical<'_>> {
     let mut physical: Vec<&[u8]> = Vec::new();
     let mut start = 0;
     let mut i = 0;
@@ -311,16 +312,17 @@ pub(crate) fn logical_lines(data: &[u8]) -> Vec<Logical> {
         if let Some(last) = out.last_mut() {
             // A soft break first: the next line may start with an encoded space.
             if qp && last.bytes.last() == Some(&b'=') {
-                last.bytes.pop();
-                last.bytes.extend_from_slice(line);
+                let bytes = last.bytes.to_mut();
+                bytes.pop();
+                bytes.extend_from_slice(line);
                 continue;
             }
             if matches!(line.first(), Some(b' ') | Some(b'\t')) {
-                last.bytes.extend_from_slice(&line[1..]);
+                last.bytes.to_mut().extend_from_slice(&line[1..]);
                 continue;
             }
             if b64 && !line.is_empty() && !line.contains(&b':') {
-                last.bytes.extend_from_slice(line);
+                last.bytes.to_mut().extend_from_slice(line);
                 continue;
             }
         }
@@ -329,7 +331,7 @@ pub(crate) fn logical_lines(data: &[u8]) -> Vec<Logical> {
         b64 = contains_ignore_case(header, b"BASE64");
         out.push(Logical {
             number,
-            bytes: line.to_vec(),
+            bytes: std::borrow::Cow::Borrowed(line),
         });
     }
     out
@@ -385,15 +387,14 @@ pub(crate) fn parse_line(line: &Logical) -> Result<RawLine, ItemError> {
         while pos < bytes.len() && !matches!(bytes[pos], b'=' | b';' | b':') {
             pos += 1;
         }
-        let pname = String::from_utf8_lossy(&bytes[start..pos])
-            .trim()
-            .to_string();
+        let pname_raw = String::from_utf8_lossy(&bytes[start..pos]);
+        let pname = pname_raw.trim();
         if pos >= bytes.len() {
             return Err(malformed("no ':' after the parameters"));
         }
         if bytes[pos] != b'=' {
             if !pname.is_empty() {
-                params.push(bare_param(&pname));
+                params.push(bare_param(pname));
             }
             continue;
         }
@@ -422,7 +423,7 @@ pub(crate) fn parse_line(line: &Logical) -> Result<RawLine, ItemError> {
                     pos += 1;
                 }
             }
-            values.push(String::from_utf8_lossy(&value).into_owned());
+            values.push(String::from_utf8(value).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()));
             match bytes.get(pos) {
                 Some(b',') => pos += 1,
                 Some(_) => break,
@@ -435,7 +436,7 @@ pub(crate) fn parse_line(line: &Logical) -> Result<RawLine, ItemError> {
         let pname = pname.to_ascii_uppercase();
         if pname == "TYPE" {
             for v in values.iter_mut() {
-                *v = v.to_ascii_uppercase();
+                v.make_ascii_uppercase();
             }
         }
         params.push(Param {
@@ -508,13 +509,17 @@ pub(crate) fn decode_value(line: RawLine, legacy: bool) -> Result<Property, Item
                 )));
             }
         };
-        let text = decode_charset(&bytes, charset.as_deref(), legacy)
+        let text = decode_charset(bytes, charset.as_deref(), legacy)
             .map_err(|e| ItemError::Malformed(format!("line {number}: {name}: {e}")))?;
         if legacy {
             legacy_to_canonical(&text, is_list_property(&name))
         } else {
             // 3.0 has no raw newlines in values; a QP-encoded one is a line break.
-            text.replace("\r\n", "\\n").replace(['\r', '\n'], "\\n")
+            if text.bytes().any(|b| b == b'\r' || b == b'\n') {
+                text.replace("\r\n", "\\n").replace(['\r', '\n'], "\\n")
+            } else {
+                text
+            }
         }
     };
     Ok(Property {
@@ -587,19 +592,20 @@ fn decode_single_byte(bytes: &[u8], cp1252: bool) -> String {
 /// Decodes value bytes. Supported: UTF-8 (the default), US-ASCII, ISO-8859-1 and
 /// windows-1252. vCard 2.1 data that is not valid UTF-8 and declares no charset is read
 /// as windows-1252 (what old phones send); in 3.0 it is an error.
-fn decode_charset(bytes: &[u8], charset: Option<&str>, legacy: bool) -> Result<String, String> {
+fn decode_charset(bytes: Vec<u8>, charset: Option<&str>, legacy: bool) -> Result<String, String> {
     match charset {
         None | Some("UTF-8") | Some("UTF8") | Some("US-ASCII") | Some("ASCII") => {
-            match std::str::from_utf8(bytes) {
-                Ok(s) => Ok(s.to_string()),
-                Err(_) if legacy && charset.is_none() => Ok(decode_single_byte(bytes, true)),
-                Err(e) => Err(format!("value is not valid UTF-8 ({e})")),
+            // The bytes become the string (no copy).
+            match String::from_utf8(bytes) {
+                Ok(s) => Ok(s),
+                Err(e) if legacy && charset.is_none() => Ok(decode_single_byte(e.as_bytes(), true)),
+                Err(e) => Err(format!("value is not valid UTF-8 ({})", e.utf8_error())),
             }
         }
         Some("ISO-8859-1") | Some("ISO8859-1") | Some("LATIN1") | Some("ISO-8859-15") => {
-            Ok(decode_single_byte(bytes, false))
+            Ok(decode_single_byte(&bytes, false))
         }
-        Some("WINDOWS-1252") | Some("CP1252") => Ok(decode_single_byte(bytes, true)),
+        Some("WINDOWS-1252") | Some("CP1252") => Ok(decode_single_byte(&bytes, true)),
         Some(other) => Err(format!("unsupported CHARSET={other}")),
     }
 }
@@ -681,23 +687,24 @@ pub(crate) enum OutValue {
 #[derive(Debug, Clone)]
 pub(crate) struct OutProp {
     pub group: Option<String>,
-    pub name: String,
+    /// Mostly one of the names we write (no allocation), else a passed-through name.
+    pub name: std::borrow::Cow<'static, str>,
     pub params: Vec<Param>,
     pub value: OutValue,
 }
 
 impl OutProp {
-    pub fn new(name: &str, value: OutValue) -> OutProp {
+    pub fn new(name: &'static str, value: OutValue) -> OutProp {
         OutProp {
             group: None,
-            name: name.to_string(),
+            name: std::borrow::Cow::Borrowed(name),
             params: Vec::new(),
             value,
         }
     }
 
-    pub fn with_types(mut self, types: &[String], pref: bool) -> OutProp {
-        let mut values: Vec<String> = types.to_vec();
+    pub fn with_types(mut self, types: Vec<String>, pref: bool) -> OutProp {
+        let mut values = types;
         if pref {
             values.push("PREF".into());
         }
@@ -711,22 +718,13 @@ impl OutProp {
     }
 
     /// A passed-through property from the canonical form.
-    pub fn from_property(p: &Property) -> OutProp {
+    pub fn from_property(p: Property) -> OutProp {
         let binary = p.is_binary();
         OutProp {
-            group: p.group.clone(),
-            name: p.name.clone(),
-            params: p
-                .params
-                .iter()
-                .filter(|q| !(binary && q.name == "ENCODING"))
-                .cloned()
-                .collect(),
-            value: if binary {
-                OutValue::Base64(p.value.clone())
-            } else {
-                OutValue::Canonical(p.value.clone())
-            },
+            group: p.group,
+            name: std::borrow::Cow::Owned(p.name),
+            params: p.params.into_iter().filter(|q| !(binary && q.name == "ENCODING")).collect(),
+            value: if binary { OutValue::Base64(p.value) } else { OutValue::Canonical(p.value) },
         }
     }
 }
