@@ -97,11 +97,18 @@ pub struct RawCard {
 
 /// Escapes text for a vCard 3.0 value: `\` `,` `;` and newlines.
 pub fn escape_text(s: &str) -> String {
-    // Most values (names, numbers, addresses) need no escape: one copy.
-    if !s.bytes().any(|b| matches!(b, b'\\' | b',' | b';' | b'\r' | b'\n')) {
-        return s.to_owned();
-    }
     let mut out = String::with_capacity(s.len() + 8);
+    escape_text_into(&mut out, s);
+    out
+}
+
+/// [`escape_text`], appended to `out`.
+pub fn escape_text_into(out: &mut String, s: &str) {
+    // Most values (names, numbers, addresses) need no escape.
+    if !s.bytes().any(|b| matches!(b, b'\\' | b',' | b';' | b'\r' | b'\n')) {
+        out.push_str(s);
+        return;
+    }
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
@@ -118,7 +125,6 @@ pub fn escape_text(s: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 /// `v` without CR and LF (a copy; most values have none).
@@ -269,9 +275,20 @@ fn line_header(line: &[u8]) -> &[u8] {
     line
 }
 
-/// Whether `hay` contains `upper_needle` (ASCII upper case), ignoring ASCII case.
-fn contains_ignore_case(hay: &[u8], upper_needle: &[u8]) -> bool {
-    hay.windows(upper_needle.len()).any(|w| w.eq_ignore_ascii_case(upper_needle))
+/// Whether a parameter of `header` names `encoding` (`ENCODING=X`, `X` in a list, or a bare
+/// 2.1 `X`), ignoring ASCII case.
+fn has_encoding(header: &[u8], encoding: &[u8]) -> bool {
+    header.split(|&b| b == b';').skip(1).any(|param| {
+        let values = match param.iter().position(|&b| b == b'=') {
+            Some(eq) => &param[eq + 1..],
+            None => param,
+        };
+        values.split(|&b| b == b',').any(|v| {
+            let v = v.trim_ascii();
+            let v = v.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")).unwrap_or(v);
+            v.eq_ignore_ascii_case(encoding)
+        })
+    })
 }
 
 /// Splits into physical lines (CRLF, LF or CR), then unfolds: a line starting with a
@@ -327,8 +344,8 @@ pub(crate) fn logical_lines(data: &[u8]) -> Vec<Logical<'_>> {
             }
         }
         let header = line_header(line);
-        qp = contains_ignore_case(header, b"QUOTED-PRINTABLE");
-        b64 = contains_ignore_case(header, b"BASE64");
+        qp = has_encoding(header, b"QUOTED-PRINTABLE");
+        b64 = has_encoding(header, b"BASE64");
         out.push(Logical {
             number,
             bytes: std::borrow::Cow::Borrowed(line),
@@ -776,7 +793,8 @@ fn header(out: &mut String, p: &OutProp) {
 }
 
 fn write_prop_30(out: &mut String, p: &OutProp) {
-    let mut line = String::new();
+    // The logical line is built in place (no copy per part), then folded into `out`.
+    let mut line = String::with_capacity(128);
     header(&mut line, p);
     if matches!(p.value, OutValue::Binary(_) | OutValue::Base64(_)) {
         line.push_str(";ENCODING=b");
@@ -784,30 +802,38 @@ fn write_prop_30(out: &mut String, p: &OutProp) {
     for param in &p.params {
         line.push(';');
         line.push_str(&param.name);
-        if !param.values.is_empty() {
-            line.push('=');
-            let vals: Vec<String> = param.values.iter().map(|v| param_value_30(v)).collect();
-            line.push_str(&vals.join(","));
+        for (i, v) in param.values.iter().enumerate() {
+            line.push(if i == 0 { '=' } else { ',' });
+            if v.contains(['"', ',', ';', ':']) {
+                line.push_str(&param_value_30(v));
+            } else {
+                line.push_str(v);
+            }
         }
     }
-    let value = match &p.value {
-        OutValue::Text(t) => escape_text(t),
-        OutValue::Structured(parts) => parts
-            .iter()
-            .map(|s| escape_text(s))
-            .collect::<Vec<_>>()
-            .join(";"),
-        OutValue::List(items) => items
-            .iter()
-            .map(|s| escape_text(s))
-            .collect::<Vec<_>>()
-            .join(","),
-        OutValue::Canonical(v) | OutValue::Verbatim(v) => without_line_breaks(v),
-        OutValue::Binary(data) => base64_encode(data),
-        OutValue::Base64(b) => b.clone(),
-    };
     line.push(':');
-    line.push_str(&value);
+    let join = |line: &mut String, parts: &[String], sep: char| {
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                line.push(sep);
+            }
+            escape_text_into(line, part);
+        }
+    };
+    match &p.value {
+        OutValue::Text(t) => escape_text_into(&mut line, t),
+        OutValue::Structured(parts) => join(&mut line, parts, ';'),
+        OutValue::List(items) => join(&mut line, items, ','),
+        OutValue::Canonical(v) | OutValue::Verbatim(v) => {
+            if v.bytes().any(|b| b == b'\r' || b == b'\n') {
+                line.push_str(&without_line_breaks(v));
+            } else {
+                line.push_str(v);
+            }
+        }
+        OutValue::Binary(data) => line.push_str(&base64_encode(data)),
+        OutValue::Base64(b) => line.push_str(b),
+    }
     fold_30(out, &line);
 }
 
