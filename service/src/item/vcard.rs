@@ -138,6 +138,9 @@ fn without_line_breaks(v: &str) -> String {
 
 /// Undoes [`escape_text`]. Unknown escapes (`\x`) are kept as written.
 pub fn unescape_text(s: &str) -> String {
+    if !s.contains('\\') {
+        return s.to_owned();
+    }
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars();
     while let Some(c) = chars.next() {
@@ -206,7 +209,7 @@ pub fn parse(data: &[u8], hint: WireFormat) -> Result<RawCard, ItemError> {
         )));
     }
 
-    let mut parsed = Vec::new();
+    let mut parsed = Vec::with_capacity(lines.len());
     let mut ended = false;
     for line in iter.by_ref() {
         let line = parse_line(line)?;
@@ -296,7 +299,8 @@ fn has_encoding(header: &[u8], encoding: &[u8]) -> bool {
 /// a QUOTED-PRINTABLE line ending in `=` continues on the next line (soft break); a
 /// 2.1 BASE64 value continues over following lines that hold no `:` up to a blank line.
 pub(crate) fn logical_lines(data: &[u8]) -> Vec<Logical<'_>> {
-    let mut physical: Vec<&[u8]> = Vec::new();
+    // ~30 bytes per line in a typical card: one allocation instead of a growing vector
+    let mut physical: Vec<&[u8]> = Vec::with_capacity(data.len() / 24 + 4);
     let mut start = 0;
     let mut i = 0;
     while i < data.len() {
@@ -320,7 +324,7 @@ pub(crate) fn logical_lines(data: &[u8]) -> Vec<Logical<'_>> {
         physical.push(&data[start..]);
     }
 
-    let mut out: Vec<Logical> = Vec::new();
+    let mut out: Vec<Logical> = Vec::with_capacity(physical.len());
     // Whether the current logical line is QP / base64 encoded (decided once per line).
     let mut qp = false;
     let mut b64 = false;
