@@ -51,7 +51,7 @@ struct ClassRun {
     complete_listing: bool,
     report: ClassReport,
     /// What we gave the session, by LUID (for matching the server's statuses).
-    sent: HashMap<String, usize>,
+    sent: HashMap<u64, usize>,
     sent_all: bool,
     agreed: Option<syncml::session::SyncMode>,
     next_anchor: String,
@@ -560,7 +560,8 @@ impl Engine {
         let mut removals = Vec::new();
         let mut answered = vec![false; list.len()];
         for r in &sr.item_results {
-            let Some(&i) = run.sent.get(&r.luid) else { continue };
+            // Our LUIDs are numbers; a status for anything else is not about what we sent.
+            let Some(&i) = r.luid.parse::<u64>().ok().and_then(|l| run.sent.get(&l)) else { continue };
             answered[i] = true;
             let p = &list[i];
             let kind = if run.sent_all { PlannedKind::Replace } else { p.kind.clone() };
@@ -648,6 +649,7 @@ fn changes_for(run: &mut ClassRun, mode: syncml::session::SyncMode, format: Wire
     use syncml::session::SyncMode as P;
     run.agreed = Some(mode);
     run.sent.clear();
+    run.sent.reserve(run.plan.all.len().max(run.plan.changes.len()));
     let (list, all) = match mode {
         P::Slow | P::RefreshFromClient => (&run.plan.all, true),
         P::TwoWay | P::OneWayFromClient => (&run.plan.changes, false),
@@ -657,7 +659,7 @@ fn changes_for(run: &mut ClassRun, mode: syncml::session::SyncMode, format: Wire
     let mut out = Vec::with_capacity(list.len());
     for (i, p) in list.iter().enumerate() {
         let luid = p.luid.to_string();
-        run.sent.insert(luid.clone(), i);
+        run.sent.insert(p.luid, i);
         // Items are tracked in the class's canonical format; another negotiated format is
         // written from the parsed item. The bytes move into the session (it asks for a
         // store's changes once per session: a restart happens before the server's first
