@@ -39,6 +39,8 @@ use crate::sources;
 /// One class taking part in a backup.
 struct ClassRun {
     class: DataClass,
+    /// The class's stores, kept open for the session (a slow sync reads skipped items).
+    sources: Vec<Box<dyn sources::Source>>,
     settings: ClassSettings,
     /// Whether stored state for this server and database exists (else: slow sync).
     has_state: bool,
@@ -156,6 +158,94 @@ fn success(kind: &PlannedKind, status: u16) -> bool {
         PlannedKind::Add => matches!(status, 200 | 201 | 207 | 208 | 209 | 418),
         PlannedKind::Replace => matches!(status, 200 | 201 | 207 | 208 | 209),
     }
+}
+
+/// Per store id: the digests of tracked items the server confirmed → (local id, hash sent).
+type KnownDigests = HashMap<String, HashMap<[u8; 16], (String, [u8; 16])>>;
+
+fn known_digests(tracked: &[TrackedItem]) -> KnownDigests {
+    let mut known: KnownDigests = HashMap::new();
+    for t in tracked {
+        let (Ok(d), Ok(h)) = (<[u8; 16]>::try_from(t.source_digest.as_slice()), <[u8; 16]>::try_from(t.hash.as_slice()))
+        else {
+            continue;
+        };
+        known.entry(t.source_id.clone()).or_default().insert(d, (t.local_id.clone(), h));
+    }
+    known
+}
+
+/// What reading the stores of a class gave.
+struct Listing {
+    items: Vec<CurrentItem>,
+    failed: u32,
+    errors: Vec<String>,
+}
+
+/// Read every store of a class page by page, keeping only each item's wire form in
+/// `format` (never the whole store parsed at once). Items whose digest is in `known` are
+/// not converted: they come with the hash the server has and no data.
+async fn read_sources(
+    sources: &mut [Box<dyn sources::Source>],
+    format: WireFormat,
+    known: &KnownDigests,
+    ctx: &JobContext,
+) -> Result<Listing, EngineError> {
+    let mut out = Listing { items: Vec::new(), failed: 0, errors: Vec::new() };
+    let none = HashMap::new();
+    for src in sources.iter_mut() {
+        let source_id: std::sync::Arc<str> = src.id().into();
+        let display_name = src.display_name().to_string();
+        let known_here = known.get(src.id()).unwrap_or(&none);
+        let known_set: HashSet<[u8; 16]> = known_here.keys().copied().collect();
+        let (first_item, first_error) = (out.items.len(), out.errors.len());
+        let mut page_failures = 0u32;
+        let (items, errors) = (&mut out.items, &mut out.errors);
+        let mut sink = |page: sources::Page| match page {
+            sources::Page::Restart => {
+                items.truncate(first_item);
+                errors.truncate(first_error);
+                page_failures = 0;
+            }
+            sources::Page::Unchanged(digests) => {
+                for d in digests {
+                    if let Some((local_id, hash)) = known_here.get(&d) {
+                        items.push(CurrentItem {
+                            source_id: source_id.clone(),
+                            local_id: local_id.clone(),
+                            data: Vec::new(),
+                            digest: Some(d),
+                            known_hash: Some(*hash),
+                        });
+                    }
+                }
+            }
+            sources::Page::Items(listed) => {
+                for it in listed {
+                    match it.item {
+                        Ok(item) => items.push(CurrentItem {
+                            source_id: source_id.clone(),
+                            local_id: it.local_id,
+                            data: item.into_wire(format),
+                            digest: it.digest,
+                            known_hash: None,
+                        }),
+                        Err(why) => {
+                            page_failures += 1;
+                            errors.push(format!("{display_name} item {}: {why}", it.local_id));
+                        }
+                    }
+                }
+            }
+        };
+        src.list_pages(&known_set, &mut sink).await.map_err(|e| EngineError::Source(e.to_string()))?;
+        out.failed += page_failures;
+        if ctx.is_cancelled() {
+            return Err(EngineError::Cancelled);
+        }
+    }
+    out.items.shrink_to_fit();
+    Ok(out)
 }
 
 impl Engine {
@@ -321,49 +411,22 @@ impl Engine {
 
         let format = super::restore::canonical_format(class);
         let mut report = ClassReport::new(requested.as_str());
-        let mut items = Vec::new();
-        let mut complete_listing = true;
-        for src in sources.iter_mut() {
-            // Page by page: only the wire form of each item is kept, never the whole store
-            // parsed at once.
-            let source_id: std::sync::Arc<str> = src.id().into();
-            let display_name = src.display_name().to_string();
-            let (first_item, first_error) = (items.len(), report.errors.len());
-            let mut page_failures = 0u32;
-            let mut sink = |page: sources::Page| match page {
-                sources::Page::Restart => {
-                    items.truncate(first_item);
-                    report.errors.truncate(first_error);
-                    page_failures = 0;
-                }
-                sources::Page::Items(listed) => {
-                    for it in listed {
-                        match it.item {
-                            Ok(item) => items.push(CurrentItem {
-                                source_id: source_id.clone(),
-                                local_id: it.local_id,
-                                data: item.into_wire(format),
-                            }),
-                            Err(why) => {
-                                page_failures += 1;
-                                report.errors.push(format!("{display_name} item {}: {why}", it.local_id));
-                            }
-                        }
-                    }
-                }
-            };
-            src.list_pages(&mut sink).await.map_err(|e| EngineError::Source(e.to_string()))?;
-            if page_failures > 0 {
-                complete_listing = false;
-                report.failed += page_failures;
-            }
-            if ctx.is_cancelled() {
-                return Err(EngineError::Cancelled);
-            }
-        }
-        items.shrink_to_fit();
-        report.items = items.len() as u32 + report.failed;
         let tracked: Vec<TrackedItem> = if has_state { self.with_store(|s| s.tracked_items(name, class))? } else { Vec::new() };
+        // An incremental backup does not convert items the server already has as they are
+        // (their digest is known); a session that must send everything (slow, refresh) reads
+        // them after all (see `fill_skipped`).
+        let known = if has_state && matches!(requested, SyncMode::TwoWay | SyncMode::OneWayFromClient) {
+            known_digests(&tracked)
+        } else {
+            HashMap::new()
+        };
+        let listing = read_sources(&mut sources, format, &known, ctx).await?;
+        drop(known);
+        let complete_listing = listing.failed == 0;
+        report.failed += listing.failed;
+        report.errors.extend(listing.errors);
+        let items = listing.items;
+        report.items = items.len() as u32 + report.failed;
         let next_luid = self.with_store(|s| s.next_luid(name, class))?;
         let mut plan = tracker::plan(&items, &tracked, next_luid);
         if !options.allow_mass_delete {
@@ -400,6 +463,7 @@ impl Engine {
         );
         Ok(Some(ClassRun {
             class,
+            sources,
             settings,
             has_state,
             requested: proto_mode(requested),
@@ -474,6 +538,7 @@ impl Engine {
                                 source_id: p.source_id.to_string(),
                                 local_id: p.local_id.clone(),
                                 hash: Vec::new(),
+                                source_digest: Vec::new(),
                             })
                             .collect();
                         let next = run.plan.next_luid;
@@ -481,6 +546,10 @@ impl Engine {
                     }
                     let format = negotiate::choose(formats_for(run.class), session.server_devinf(), &run.settings.remote_uri);
                     run.wire = format;
+                    if matches!(mode, syncml::session::SyncMode::Slow | syncml::session::SyncMode::RefreshFromClient) {
+                        // The server wants everything (e.g. 508): read what was skipped as unchanged.
+                        fill_skipped(run, ctx).await?;
+                    }
                     let changes = changes_for(run, mode, format);
                     tracing::info!(
                         job = ctx.id, class = %run.class, mode = mode_name(mode), format = format.mime(),
@@ -577,6 +646,7 @@ impl Engine {
                             source_id: p.source_id.to_string(),
                             local_id: p.local_id.clone(),
                             hash: p.hash.to_vec(),
+                            source_digest: p.item.and_then(|ix| run.items[ix].digest).map(|d| d.to_vec()).unwrap_or_default(),
                         });
                         match (run.sent_all, &p.kind, r.status) {
                             (true, _, 201) | (false, PlannedKind::Add, _) => run.report.added += 1,
@@ -600,7 +670,7 @@ impl Engine {
             }
         }
         for (i, done) in answered.iter().enumerate() {
-            if !done {
+            if !done && run.sent.contains_key(&list[i].luid) {
                 run.report.failed += 1;
                 run.report.errors.push(format!("item {} got no status from the server", list[i].local_id));
             }
@@ -622,6 +692,12 @@ impl Engine {
             // them, so the count found earlier is kept until the user decides about them.
             server_other_items: if run.sent_all { run.server_other_items } else { previous_other + run.server_other_items },
             id_maps: std::mem::take(&mut run.id_maps),
+            // after a slow sync every item was written afresh, with its digest
+            source_digests: if run.sent_all {
+                Vec::new()
+            } else {
+                run.plan.digest_updates.iter().map(|(luid, d)| (*luid, d.to_vec())).collect()
+            },
         };
         self.with_store(|s| s.commit_session(account_name, run.class, &commit))?;
         run.report.server_other_items = run.server_other_items;
@@ -644,6 +720,27 @@ impl Engine {
     }
 }
 
+/// Convert the items the listing skipped as unchanged (a session that sends every item needs
+/// them): read the stores again, without skipping. An item gone since keeps no data and is
+/// not sent.
+async fn fill_skipped(run: &mut ClassRun, ctx: &JobContext) -> Result<(), EngineError> {
+    let mut skipped: HashMap<(std::sync::Arc<str>, String), usize> = HashMap::new();
+    for (i, c) in run.items.iter().enumerate().filter(|(_, c)| c.known_hash.is_some() && c.data.is_empty()) {
+        skipped.insert((c.source_id.clone(), c.local_id.clone()), i);
+    }
+    if skipped.is_empty() {
+        return Ok(());
+    }
+    tracing::info!(job = ctx.id, class = %run.class, items = skipped.len(), "the server wants every item: reading the unchanged ones");
+    let listing = read_sources(&mut run.sources, run.format, &HashMap::new(), ctx).await?;
+    for c in listing.items {
+        if let Some(&i) = skipped.get(&(c.source_id.clone(), c.local_id.clone())) {
+            run.items[i].data = c.data;
+        }
+    }
+    Ok(())
+}
+
 /// The changes to give the session once the server agreed on `mode`.
 fn changes_for(run: &mut ClassRun, mode: syncml::session::SyncMode, format: WireFormat) -> Vec<Change> {
     use syncml::session::SyncMode as P;
@@ -658,6 +755,10 @@ fn changes_for(run: &mut ClassRun, mode: syncml::session::SyncMode, format: Wire
     run.sent_all = all;
     let mut out = Vec::with_capacity(list.len());
     for (i, p) in list.iter().enumerate() {
+        // An unchanged item that vanished before a slow sync could read it: nothing to send.
+        if p.item.is_some_and(|ix| run.items[ix].known_hash.is_some() && run.items[ix].data.is_empty()) {
+            continue;
+        }
         let luid = p.luid.to_string();
         run.sent.insert(p.luid, i);
         // Items are tracked in the class's canonical format; another negotiated format is
@@ -704,10 +805,10 @@ mod tests {
     #[test]
     fn mass_delete_guard_needs_more_than_half() {
         let tracked: Vec<TrackedItem> = (1..=10)
-            .map(|i| TrackedItem { luid: i, source_id: "s".into(), local_id: i.to_string(), hash: vec![] })
+            .map(|i| TrackedItem { luid: i, source_id: "s".into(), local_id: i.to_string(), hash: vec![], ..Default::default() })
             .collect();
         let current = |n: usize| -> Vec<CurrentItem> {
-            (1..=n).map(|i| CurrentItem { source_id: "s".into(), local_id: i.to_string(), data: vec![] }).collect()
+            (1..=n).map(|i| CurrentItem::new("s".into(), i.to_string(), vec![])).collect()
         };
         let p5 = tracker::plan(&current(5), &tracked, 11);
         assert!(mass_delete_guard(SyncMode::OneWayFromClient, &p5, 10, 5).is_ok(), "half is allowed");

@@ -511,6 +511,8 @@ impl Engine {
                 local_id: local_id.clone(),
                 // The phone kept its newer copy: the server's is older, so the next backup sends it.
                 hash: if kept.contains(&ri) { Vec::new() } else { tracker::hash(data) },
+                // unknown until the next backup reads the item from the phone
+                source_digest: Vec::new(),
             });
         }
         let all_done = run.report.failed == 0 && complete && kept.is_empty();
@@ -530,6 +532,7 @@ impl Engine {
             next_luid: run.next_luid,
             server_other_items: 0,
             id_maps,
+            source_digests: Vec::new(),
         };
         self.with_store(|s| s.commit_session(name, class, &commit))?;
         run.report.items = now_by_id.len() as u32;

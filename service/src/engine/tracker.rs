@@ -14,7 +14,19 @@ pub struct CurrentItem {
     /// The store's id, shared by all its items.
     pub source_id: Arc<str>,
     pub local_id: String,
+    /// The wire form (empty for an item the store reported unchanged, see `known_hash`).
     pub data: Vec<u8>,
+    /// The store's digest of the item as it holds it (see `SourceItem::digest`).
+    pub digest: Option<[u8; 16]>,
+    /// For an item not converted because its digest was known: the hash of what the server
+    /// has (the item is unchanged).
+    pub known_hash: Option<[u8; 16]>,
+}
+
+impl CurrentItem {
+    pub fn new(source_id: Arc<str>, local_id: String, data: Vec<u8>) -> CurrentItem {
+        CurrentItem { source_id, local_id, data, digest: None, known_hash: None }
+    }
 }
 
 pub fn hash(data: &[u8]) -> Vec<u8> {
@@ -56,6 +68,8 @@ pub struct Plan {
     pub unchanged: usize,
     /// The next free LUID after this plan.
     pub next_luid: u64,
+    /// Unchanged items whose tracked source digest is missing or stale: (LUID, digest).
+    pub digest_updates: Vec<(u64, [u8; 16])>,
 }
 
 /// Diff `current` against `tracked`. New items get LUIDs from `next_luid` on.
@@ -68,9 +82,14 @@ pub fn plan(current: &[CurrentItem], tracked: &[TrackedItem], mut next_luid: u64
     let mut p = Plan::default();
     p.all.reserve_exact(current.len());
     for (i, c) in current.iter().enumerate() {
-        let h = digest(&c.data);
+        let h = c.known_hash.unwrap_or_else(|| digest(&c.data));
         let (kind, luid) = match known.remove(&(&*c.source_id, c.local_id.as_str())) {
-            Some(t) if t.hash == h => (None, t.luid),
+            Some(t) if t.hash == h => {
+                if let Some(d) = c.digest.filter(|d| t.source_digest != d) {
+                    p.digest_updates.push((t.luid, d));
+                }
+                (None, t.luid)
+            }
             Some(t) => (Some(PlannedKind::Replace), t.luid),
             None => {
                 next_luid += 1;
@@ -112,14 +131,14 @@ mod tests {
     use super::*;
 
     fn cur(id: &str, data: &str) -> CurrentItem {
-        CurrentItem { source_id: "eds:book".into(), local_id: id.into(), data: data.as_bytes().to_vec() }
+        CurrentItem::new("eds:book".into(), id.into(), data.as_bytes().to_vec())
     }
 
     #[test]
     fn diff_finds_adds_replaces_deletes() {
         let tracked: Vec<TrackedItem> = [("a", "A", 1), ("b", "B", 2), ("c", "C", 3)]
             .iter()
-            .map(|(id, d, l)| TrackedItem { luid: *l, source_id: "eds:book".into(), local_id: (*id).into(), hash: hash(d.as_bytes()) })
+            .map(|(id, d, l)| TrackedItem { luid: *l, source_id: "eds:book".into(), local_id: (*id).into(), hash: hash(d.as_bytes()), ..Default::default() })
             .collect();
         let current = vec![cur("a", "A"), cur("b", "B2"), cur("d", "D")];
         let p = plan(&current, &tracked, 4);
@@ -136,16 +155,16 @@ mod tests {
 
     #[test]
     fn luids_never_reused_even_if_counter_lags() {
-        let tracked = vec![TrackedItem { luid: 9, source_id: "s".into(), local_id: "x".into(), hash: hash(b"X") }];
-        let p = plan(&[CurrentItem { source_id: "s".into(), local_id: "y".into(), data: b"Y".to_vec() }], &tracked, 1);
+        let tracked = vec![TrackedItem { luid: 9, source_id: "s".into(), local_id: "x".into(), hash: hash(b"X"), ..Default::default() }];
+        let p = plan(&[CurrentItem::new("s".into(), "y".into(), b"Y".to_vec())], &tracked, 1);
         assert_eq!(p.changes[0].luid, 10);
     }
 
     #[test]
     fn same_local_id_in_two_sources_are_two_items() {
         let current = vec![
-            CurrentItem { source_id: "eds:a".into(), local_id: "1".into(), data: b"x".to_vec() },
-            CurrentItem { source_id: "eds:b".into(), local_id: "1".into(), data: b"x".to_vec() },
+            CurrentItem::new("eds:a".into(), "1".into(), b"x".to_vec()),
+            CurrentItem::new("eds:b".into(), "1".into(), b"x".to_vec()),
         ];
         let p = plan(&current, &[], 1);
         assert_eq!(p.changes.iter().map(|c| c.luid).collect::<Vec<_>>(), vec![1, 2]);

@@ -103,4 +103,9 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (account_id, im_id)
     );
     "#,
+    // 5: per tracked item, a digest of the item as the phone's store gave it (before
+    //    conversion): an incremental backup skips converting items whose digest is known.
+    r#"
+    ALTER TABLE items ADD COLUMN source_digest BLOB;
+    "#,
 ];

@@ -40,12 +40,16 @@ impl ClassState {
 }
 
 /// An item the server has from us.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrackedItem {
     pub luid: u64,
     pub source_id: String,
     pub local_id: String,
+    /// Hash of what was sent; empty while the server has not confirmed it.
     pub hash: Vec<u8>,
+    /// Digest of the item as the phone's store gave it (see [`crate::sources::SourceItem::digest`]);
+    /// empty when unknown.
+    pub source_digest: Vec<u8>,
 }
 
 /// Everything a successful session changes, written in one transaction.
@@ -62,6 +66,8 @@ pub struct SessionCommit {
     pub next_luid: u64,
     pub server_other_items: u32,
     pub id_maps: Vec<(String, String)>,
+    /// Source digests learnt for tracked items that did not change (LUID, digest).
+    pub source_digests: Vec<(u64, Vec<u8>)>,
 }
 
 /// One finished (or running) job, as kept in the history.
@@ -415,11 +421,17 @@ impl Store {
     pub fn tracked_items(&self, account: &str, class: DataClass) -> Result<Vec<TrackedItem>, ProfileError> {
         let id = self.require_account_id(account)?;
         let mut stmt = self.conn.prepare_cached(
-            "SELECT luid, source_id, local_id, hash FROM items WHERE account_id = ?1 AND class = ?2 ORDER BY luid",
+            "SELECT luid, source_id, local_id, hash, source_digest FROM items WHERE account_id = ?1 AND class = ?2 ORDER BY luid",
         )?;
         let items = stmt
             .query_map(params![id, class.as_str()], |r| {
-                Ok(TrackedItem { luid: r.get::<_, i64>(0)? as u64, source_id: r.get(1)?, local_id: r.get(2)?, hash: r.get(3)? })
+                Ok(TrackedItem {
+                    luid: r.get::<_, i64>(0)? as u64,
+                    source_id: r.get(1)?,
+                    local_id: r.get(2)?,
+                    hash: r.get(3)?,
+                    source_digest: r.get::<_, Option<Vec<u8>>>(4)?.unwrap_or_default(),
+                })
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(items)
@@ -499,13 +511,21 @@ impl Store {
             for luid in &c.removals {
                 del.execute(params![id, cls, *luid as i64])?;
             }
+            let mut digest = tx.prepare_cached(
+                "UPDATE items SET source_digest = ?4 WHERE account_id = ?1 AND class = ?2 AND luid = ?3",
+            )?;
+            for (luid, d) in &c.source_digests {
+                digest.execute(params![id, cls, *luid as i64, d])?;
+            }
             let mut up = tx.prepare_cached(
-                "INSERT INTO items (account_id, class, luid, source_id, local_id, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO items (account_id, class, luid, source_id, local_id, hash, source_digest)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT(account_id, class, luid) DO UPDATE SET source_id = excluded.source_id,
-                     local_id = excluded.local_id, hash = excluded.hash",
+                     local_id = excluded.local_id, hash = excluded.hash, source_digest = excluded.source_digest",
             )?;
             for it in &c.upserts {
-                up.execute(params![id, cls, it.luid as i64, it.source_id, it.local_id, it.hash])?;
+                let digest = (!it.source_digest.is_empty()).then_some(&it.source_digest);
+                up.execute(params![id, cls, it.luid as i64, it.source_id, it.local_id, it.hash, digest])?;
             }
             let mut map = tx.prepare_cached(
                 "INSERT OR REPLACE INTO id_map (account_id, class, luid, server_id) VALUES (?1, ?2, ?3, ?4)",
@@ -693,7 +713,7 @@ mod tests {
             next_anchor: "42".into(),
             source_revisions: [("eds:system-address-book".to_string(), "rev(3)".to_string())].into(),
             upserts: (1..=3)
-                .map(|i| TrackedItem { luid: i, source_id: "eds:x".into(), local_id: format!("u{i}"), hash: vec![i as u8] })
+                .map(|i| TrackedItem { luid: i, source_id: "eds:x".into(), local_id: format!("u{i}"), hash: vec![i as u8], ..Default::default() })
                 .collect(),
             next_luid: 4,
             ..Default::default()

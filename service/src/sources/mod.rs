@@ -7,6 +7,7 @@ pub mod eds;
 pub mod modemmanager;
 pub mod roster;
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -33,6 +34,9 @@ pub struct SourceItem {
     /// The platform's stable identifier of the item (EDS: the UID).
     pub local_id: String,
     pub item: Result<Item, String>,
+    /// A digest of the item exactly as the store gave it (before conversion), for stores
+    /// that can skip converting items the caller already knows (see [`Source::list_pages`]).
+    pub digest: Option<[u8; 16]>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +55,8 @@ pub enum SourceError {
 #[derive(Debug)]
 pub enum Page {
     Items(Vec<SourceItem>),
+    /// Items whose digest was in the caller's `known` set: not converted; the digests only.
+    Unchanged(Vec<[u8; 16]>),
     /// The store changed while it was read: forget the pages given so far, the listing
     /// starts over.
     Restart,
@@ -91,8 +97,15 @@ pub trait Source: Send {
     async fn list(&mut self) -> Result<Vec<SourceItem>, SourceError>;
     /// Every item of the store, page by page to `sink`, so that a caller that keeps less
     /// than the items (a backup keeps their wire form and hash) never holds the whole store
-    /// in memory. A store that cannot page gives [`Source::list`] as one page.
-    async fn list_pages(&mut self, sink: &mut (dyn FnMut(Page) + Send)) -> Result<(), SourceError> {
+    /// in memory. A store that can digest its raw items does not convert those whose
+    /// [`SourceItem::digest`] is in `known` (they come as [`Page::Unchanged`]). A store that
+    /// cannot page gives [`Source::list`] as one page.
+    async fn list_pages(
+        &mut self,
+        known: &HashSet<[u8; 16]>,
+        sink: &mut (dyn FnMut(Page) + Send),
+    ) -> Result<(), SourceError> {
+        let _ = known;
         let items = self.list().await?;
         sink(Page::Items(items));
         Ok(())

@@ -1,5 +1,6 @@
 //! One EDS address book as a [`Source`].
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use async_trait::async_trait;
@@ -112,6 +113,7 @@ impl AddressBook {
     /// Converts one vCard from EDS into a [`SourceItem`], re-embedding photos that the
     /// backend keeps in files.
     pub(super) async fn convert(vcard: String) -> SourceItem {
+        let digest = Some(crate::engine::tracker::digest(vcard.as_bytes()));
         let item = Item::from_wire(vcard.as_bytes(), WireFormat::VCard30);
         let local_id = match &item {
             Ok(i) => i.uid().unwrap_or_default().to_string(),
@@ -126,12 +128,17 @@ impl AddressBook {
             },
             Ok(other) => Err(format!("not a contact: {other:?}")),
         };
-        SourceItem { local_id, item }
+        SourceItem { local_id, item, digest }
     }
 
     /// Every contact through an EDS cursor, `PAGE` at a time, guarded by `revision` (a step
     /// fails if the book changed since).
-    pub(super) async fn cursor_pages(&mut self, revision: &str, sink: &mut (dyn FnMut(Page) + Send)) -> Result<(), SourceError> {
+    pub(super) async fn cursor_pages(
+        &mut self,
+        revision: &str,
+        known: &HashSet<[u8; 16]>,
+        sink: &mut (dyn FnMut(Page) + Send),
+    ) -> Result<(), SourceError> {
         let path = self
             .backend
             .call("opening a cursor", |p| async move {
@@ -156,8 +163,18 @@ impl AddressBook {
                 Ok((got, vcards, _total, _position)) => {
                     origin = ORIGIN_CURRENT;
                     let mut page = Vec::with_capacity(vcards.len());
+                    let mut unchanged = Vec::new();
                     for v in vcards {
-                        page.push(AddressBook::convert(v).await);
+                        // An unchanged contact is not parsed again.
+                        let digest = crate::engine::tracker::digest(v.as_bytes());
+                        if known.contains(&digest) {
+                            unchanged.push(digest);
+                        } else {
+                            page.push(AddressBook::convert(v).await);
+                        }
+                    }
+                    if !unchanged.is_empty() {
+                        sink(Page::Unchanged(unchanged));
                     }
                     sink(Page::Items(page));
                     if got < PAGE {
@@ -405,11 +422,15 @@ impl Source for AddressBook {
     /// more than one page of parsed contacts (with `GetContactList` the whole reply, its
     /// strings and the parsed contacts were alive at once: +16 MB). If the book changes
     /// while it is read (the cursor's revision guard fails), the listing starts over.
-    async fn list_pages(&mut self, sink: &mut (dyn FnMut(Page) + Send)) -> Result<(), SourceError> {
+    async fn list_pages(
+        &mut self,
+        known: &HashSet<[u8; 16]>,
+        sink: &mut (dyn FnMut(Page) + Send),
+    ) -> Result<(), SourceError> {
         const ATTEMPTS: usize = 3;
         for attempt in 1..=ATTEMPTS {
             let revision = self.revision().await?;
-            match self.cursor_pages(&revision, sink).await {
+            match self.cursor_pages(&revision, known, sink).await {
                 Ok(()) => return Ok(()),
                 Err(e) if attempt < ATTEMPTS && self.revision().await? != revision => {
                     tracing::debug!(book = %self.info.uid, error = %e, "address book changed while listed; starting over");

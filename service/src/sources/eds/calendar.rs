@@ -847,10 +847,12 @@ impl Source for CalendarSource {
                 Ok(item) => items.extend(item.split().into_iter().map(|part| SourceItem {
                     local_id: local_id_of(&uid, &part),
                     item: Ok(Item::Calendar(part)),
+                    digest: None,
                 })),
                 Err(e) => items.push(SourceItem {
                     local_id: uid,
                     item: Err(e),
+                    digest: None,
                 }),
             }
         }

@@ -349,8 +349,10 @@ async fn paged_listing_gives_every_contact_once_and_the_cursor_guards_the_revisi
 
     let mut pages = Vec::new();
     let mut restarts = 0;
-    book.list_pages(&mut |page| match page {
+    let none = std::collections::HashSet::new();
+    book.list_pages(&none, &mut |page| match page {
         crate::sources::Page::Items(items) => pages.push(items),
+        crate::sources::Page::Unchanged(_) => panic!("nothing is known"),
         crate::sources::Page::Restart => restarts += 1,
     })
     .await
@@ -364,14 +366,34 @@ async fn paged_listing_gives_every_contact_once_and_the_cursor_guards_the_revisi
     assert_eq!(paged.len(), n);
     assert_eq!(paged, listed);
 
+    // the digests of what was read: the same contacts come back unconverted, except one
+    // that changed since
+    let mut known: std::collections::HashSet<[u8; 16]> = pages.iter().flatten().map(|i| i.digest.unwrap()).collect();
+    assert_eq!(known.len(), n);
+    let changed = contact(&pages[1][7]).uid.clone().unwrap();
+    let mut edited = contact(&pages[1][7]).clone();
+    edited.note = Some("changed".into());
+    raw.modify_contacts(&[edited.to_eds_vcard().as_str()], 0).await.unwrap();
+    let (mut unchanged, mut converted) = (0, Vec::new());
+    book.list_pages(&known, &mut |page| match page {
+        crate::sources::Page::Unchanged(d) => unchanged += d.len(),
+        crate::sources::Page::Items(items) => converted.extend(items),
+        crate::sources::Page::Restart => {}
+    })
+    .await
+    .unwrap();
+    assert_eq!((unchanged, converted.len()), (n - 1, 1));
+    assert_eq!(converted[0].local_id, changed);
+    assert!(known.insert(converted[0].digest.unwrap()), "a changed contact has a new digest");
+
     // a revision that is no longer the book's: the cursor refuses to step
     let stale = book.revision().await.unwrap();
     raw.remove_contacts(&[uids[0].as_str()], 0).await.unwrap();
     assert_ne!(book.revision().await.unwrap(), stale);
-    let err = book.cursor_pages(&stale, &mut |_| {}).await.unwrap_err();
+    let err = book.cursor_pages(&stale, &none, &mut |_| {}).await.unwrap_err();
     assert!(matches!(err, SourceError::Store { .. }), "{err:?}");
     let mut count = 0;
-    book.list_pages(&mut |page| {
+    book.list_pages(&none, &mut |page| {
         if let crate::sources::Page::Items(items) = page {
             count += items.len();
         }

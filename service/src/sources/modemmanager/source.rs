@@ -406,6 +406,7 @@ impl Source for ModemSms {
             .map(|m| SourceItem {
                 local_id: m.local_id,
                 item: m.item.map(Item::Sms),
+                digest: None,
             })
             .collect())
     }

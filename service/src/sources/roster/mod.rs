@@ -226,11 +226,12 @@ impl Source for RosterSource {
             detail: format!("no account named '{name}'"),
         })?;
         let mut out = Vec::with_capacity(entries.len() + 1);
-        out.push(SourceItem { local_id: SELF_ID.to_string(), item: Ok(own_to_item(&account)) });
+        out.push(SourceItem { local_id: SELF_ID.to_string(), item: Ok(own_to_item(&account)), digest: None });
         for e in &entries {
             out.push(SourceItem {
                 local_id: entry_id(&self.protocol, &e.im_id),
                 item: Ok(entry_to_item(&self.protocol, e)),
+                digest: None,
             });
         }
         Ok(out)
