@@ -5,7 +5,7 @@
 //!     cargo bench -p imsync-syncml --bench codec
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use syncml::types::{Command, Item, ItemCmd, ItemData, Location, Message, Meta, Sync, SyncHdr};
+use syncml::types::{Command, Item, ItemCmd, ItemData, Location, Message, Meta, Status, Sync, SyncHdr};
 use syncml::Encoding;
 
 /// A realistic contact (~450 bytes, UTF-8 names, several TEL/EMAIL) for item `n`.
@@ -76,6 +76,39 @@ fn message(target: usize) -> Message {
     }
 }
 
+/// The server's reply to a message of `n` Replace commands: one Status per item (what
+/// the client decodes most during a backup).
+fn status_reply(n: usize) -> Message {
+    let st = |cmd_id: usize, cmd_ref: &str, cmd: &str, src: Option<String>, data: u16| {
+        Command::Status(Status {
+            cmd_id: cmd_id.to_string(),
+            msg_ref: "3".into(),
+            cmd_ref: cmd_ref.into(),
+            cmd: cmd.into(),
+            source_refs: src.into_iter().collect(),
+            data,
+            ..Status::default()
+        })
+    };
+    let mut body = vec![st(1, "0", "SyncHdr", None, 200), st(2, "2", "Sync", None, 200)];
+    for i in 0..n {
+        body.push(st(i + 3, &(i + 3).to_string(), "Replace", Some((i + 1).to_string()), 201));
+    }
+    Message {
+        hdr: SyncHdr {
+            ver_dtd: "1.2".into(),
+            ver_proto: "SyncML/1.2".into(),
+            session_id: "1764012345".into(),
+            msg_id: "3".into(),
+            target: Location::new("imsync-0123456789abcdef"),
+            source: Location::new("http://127.0.0.1:8080/syncevolution"),
+            ..SyncHdr::default()
+        },
+        body,
+        final_: false,
+    }
+}
+
 fn codec(c: &mut Criterion) {
     let msg = message(150_000);
     for enc in [Encoding::Wbxml, Encoding::Xml] {
@@ -95,6 +128,19 @@ fn codec(c: &mut Criterion) {
                 b.iter(|| s.commands.iter().map(|c| enc.encoded_command_len(black_box(c))).sum::<usize>())
             });
         }
+        g.finish();
+    }
+    let reply = status_reply(330);
+    for enc in [Encoding::Wbxml, Encoding::Xml] {
+        let name = match enc {
+            Encoding::Wbxml => "wbxml",
+            Encoding::Xml => "xml",
+        };
+        let bytes = enc.encode(&reply);
+        assert_eq!(enc.decode(&bytes).expect("round trip"), reply);
+        let mut g = c.benchmark_group(format!("{name} 330 statuses"));
+        g.throughput(Throughput::Bytes(bytes.len() as u64));
+        g.bench_function("decode", |b| b.iter(|| enc.decode(black_box(&bytes)).unwrap()));
         g.finish();
     }
 }

@@ -17,21 +17,21 @@ fn xml_text() -> impl Strategy<Value = String> {
     proptest::string::string_regex("([a-zA-Z0-9 <>&'\"/:.=-]|\\]\\]>|\r\n|é|€){0,12}").unwrap()
 }
 
-fn tree(text: BoxedStrategy<String>, binary: bool) -> impl Strategy<Value = Element> {
+fn tree(text: BoxedStrategy<String>, binary: bool) -> impl Strategy<Value = Element<'static>> {
     let leaf = (proptest::sample::select(NAMES), text.clone(), proptest::collection::vec(any::<u8>(), 0..40), any::<bool>())
         .prop_map(move |(name, text, bytes, opaque)| {
             let mut e = Element::new(name);
             if binary && opaque && name == "Data" {
-                e.opaque = Some(bytes);
+                e.opaque = Some(bytes.into());
             } else {
-                e.text = text;
+                e.text = text.into();
             }
             e
         });
     leaf.prop_recursive(5, 40, 6, move |inner| {
         (proptest::sample::select(NAMES), text.clone(), proptest::collection::vec(inner, 0..6)).prop_map(|(name, text, children)| {
             let mut e = Element::new(name);
-            e.text = text;
+            e.text = text.into();
             e.children = children;
             e
         })

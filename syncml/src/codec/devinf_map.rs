@@ -37,7 +37,7 @@ fn ctv_from(el: &Element) -> ContentTypeVersion {
 }
 
 fn val_enums(el: &Element) -> Vec<String> {
-    el.children_named("ValEnum").map(|v| v.text.clone()).collect()
+    el.children_named("ValEnum").map(|v| v.text.to_string()).collect()
 }
 
 fn data_store_from(el: &Element) -> Result<DataStore, DecodeError> {
@@ -90,14 +90,14 @@ fn data_store_from(el: &Element) -> Result<DataStore, DecodeError> {
     })
 }
 
-fn ctv_to(name: &str, c: &ContentTypeVersion) -> Element {
-    let mut e = Element::new(name);
+fn ctv_to<'a>(name: &'static str, c: &'a ContentTypeVersion) -> Element<'a> {
+    let mut e = Element::with_capacity(name, 2);
     e.push_leaf("CTType", c.ct_type.as_str());
     e.push_leaf("VerCT", c.ver_ct.as_str());
     e
 }
 
-pub fn devinf_to_element(d: &DevInf) -> Element {
+pub fn devinf_to_element(d: &DevInf) -> Element<'_> {
     let mut e = Element::new("DevInf").with_ns(NS_DEVINF);
     e.push_leaf("VerDTD", d.ver_dtd.as_str());
     e.push_opt_leaf("Man", d.man.as_deref());

@@ -5,6 +5,8 @@
 //! checked), unknown elements are ignored, unknown SyncBody commands become
 //! [`Command::Other`]. Encode follows the element order of the SyncML 1.2 DTD.
 
+use std::borrow::Cow;
+
 use super::devinf_map;
 use super::element::Element;
 use super::DecodeError;
@@ -27,7 +29,7 @@ pub const NS_METINF: &str = "syncml:metinf";
 
 pub fn message_from_element(root: &Element) -> Result<Message, DecodeError> {
     if root.name != "SyncML" {
-        return Err(DecodeError::WrongRoot { found: root.name.clone(), expected: "SyncML" });
+        return Err(DecodeError::WrongRoot { found: root.name.to_string(), expected: "SyncML" });
     }
     let hdr_el = root.child("SyncHdr").ok_or_else(|| missing(root, "SyncHdr"))?;
     let body_el = root.child("SyncBody").ok_or_else(|| missing(root, "SyncBody"))?;
@@ -56,7 +58,7 @@ pub fn message_from_element(root: &Element) -> Result<Message, DecodeError> {
 }
 
 fn missing(parent: &Element, element: &'static str) -> DecodeError {
-    DecodeError::MissingElement { parent: parent.name.clone(), element, position: parent.pos }
+    DecodeError::MissingElement { parent: parent.name.to_string(), element, position: parent.pos }
 }
 
 fn cmd_id(el: &Element) -> String {
@@ -64,7 +66,7 @@ fn cmd_id(el: &Element) -> String {
 }
 
 pub fn command_from(el: &Element) -> Result<Command, DecodeError> {
-    Ok(match el.name.as_str() {
+    Ok(match el.name.as_ref() {
         "Alert" => Command::Alert(Alert {
             cmd_id: cmd_id(el),
             no_resp: el.has("NoResp"),
@@ -87,7 +89,7 @@ pub fn command_from(el: &Element) -> Result<Command, DecodeError> {
         "Sync" => {
             let mut commands = Vec::new();
             for c in &el.children {
-                match c.name.as_str() {
+                match c.name.as_ref() {
                     "CmdID" | "NoResp" | "Cred" | "Target" | "Source" | "Meta" | "NumberOfChanges" => {}
                     _ => commands.push(command_from(c)?),
                 }
@@ -225,10 +227,10 @@ fn item_from(el: &Element) -> Result<Item, DecodeError> {
 
 // ---------------------------------------------------------------- encode
 
-pub fn message_to_element(msg: &Message) -> Element {
-    let mut root = Element::new("SyncML").with_ns(syncml_ns(&msg.hdr.ver_dtd));
+pub fn message_to_element(msg: &Message) -> Element<'_> {
+    let mut root = Element::with_capacity("SyncML", 2).with_ns(syncml_ns(&msg.hdr.ver_dtd));
     root.push(hdr_to_element(&msg.hdr));
-    let mut body = Element::new("SyncBody");
+    let mut body = Element::with_capacity("SyncBody", msg.body.len() + usize::from(msg.final_));
     for c in &msg.body {
         body.push(command_to_element(c));
     }
@@ -237,8 +239,8 @@ pub fn message_to_element(msg: &Message) -> Element {
     root
 }
 
-fn hdr_to_element(h: &SyncHdr) -> Element {
-    let mut e = Element::new("SyncHdr");
+fn hdr_to_element(h: &SyncHdr) -> Element<'_> {
+    let mut e = Element::with_capacity("SyncHdr", 10);
     e.push_leaf("VerDTD", h.ver_dtd.as_str());
     e.push_leaf("VerProto", h.ver_proto.as_str());
     e.push_leaf("SessionID", h.session_id.as_str());
@@ -254,86 +256,97 @@ fn hdr_to_element(h: &SyncHdr) -> Element {
     e
 }
 
-fn location_to_element(name: &str, l: &Location) -> Element {
-    let mut e = Element::new(name);
+fn location_to_element<'a>(name: &'static str, l: &'a Location) -> Element<'a> {
+    let mut e = Element::with_capacity(name, 1 + usize::from(l.loc_name.is_some()));
     e.push_leaf("LocURI", l.loc_uri.as_str());
     e.push_opt_leaf("LocName", l.loc_name.as_deref());
     e
 }
 
-fn push_location(e: &mut Element, name: &str, l: Option<&Location>) {
+fn push_location<'a>(e: &mut Element<'a>, name: &'static str, l: Option<&'a Location>) {
     if let Some(l) = l {
         e.push(location_to_element(name, l));
     }
 }
 
-fn cred_to_element(c: &Cred) -> Element {
-    let mut e = Element::new("Cred");
+fn cred_to_element(c: &Cred) -> Element<'_> {
+    let mut e = Element::with_capacity("Cred", 2);
     e.push(meta_to_element(&c.meta));
     e.push_leaf("Data", c.data.as_str());
     e
 }
 
-fn anchor_to_element(a: &Anchor) -> Element {
-    let mut e = Element::new("Anchor").with_ns(NS_METINF);
+fn anchor_to_element(a: &Anchor) -> Element<'_> {
+    let mut e = Element::with_capacity("Anchor", 2).with_ns(NS_METINF);
     e.push_opt_leaf("Last", a.last.as_deref());
     e.push_opt_leaf("Next", a.next.as_deref());
     e
 }
 
-pub fn meta_to_element(m: &Meta) -> Element {
-    let mut e = Element::new("Meta");
-    let mut leaf = |name: &str, v: Option<String>| {
+pub fn meta_to_element(m: &Meta) -> Element<'_> {
+    let present = [
+        m.format.is_some(),
+        m.type_.is_some(),
+        m.mark.is_some(),
+        m.size.is_some(),
+        m.anchor.is_some(),
+        m.version.is_some(),
+        m.next_nonce.is_some(),
+        m.max_msg_size.is_some(),
+        m.max_obj_size.is_some(),
+    ];
+    let mut e = Element::with_capacity("Meta", present.into_iter().filter(|b| *b).count());
+    fn leaf<'a>(e: &mut Element<'a>, name: &'static str, v: Option<Cow<'a, str>>) {
         if let Some(v) = v {
             e.push(Element::leaf(name, v).with_ns(NS_METINF));
         }
-    };
-    leaf("Format", m.format.clone());
-    leaf("Type", m.type_.clone());
-    leaf("Mark", m.mark.clone());
-    leaf("Size", m.size.map(|v| v.to_string()));
+    }
+    fn s(v: &Option<String>) -> Option<Cow<'_, str>> {
+        v.as_deref().map(Cow::Borrowed)
+    }
+    let num = |v: Option<u64>| v.map(|v| Cow::Owned(v.to_string()));
+    leaf(&mut e, "Format", s(&m.format));
+    leaf(&mut e, "Type", s(&m.type_));
+    leaf(&mut e, "Mark", s(&m.mark));
+    leaf(&mut e, "Size", num(m.size));
     if let Some(a) = &m.anchor {
         e.push(anchor_to_element(a));
     }
-    let mut leaf = |name: &str, v: Option<String>| {
-        if let Some(v) = v {
-            e.push(Element::leaf(name, v).with_ns(NS_METINF));
-        }
-    };
-    leaf("Version", m.version.clone());
-    leaf("NextNonce", m.next_nonce.clone());
-    leaf("MaxMsgSize", m.max_msg_size.map(|v| v.to_string()));
-    leaf("MaxObjSize", m.max_obj_size.map(|v| v.to_string()));
+    leaf(&mut e, "Version", s(&m.version));
+    leaf(&mut e, "NextNonce", s(&m.next_nonce));
+    leaf(&mut e, "MaxMsgSize", num(m.max_msg_size));
+    leaf(&mut e, "MaxObjSize", num(m.max_obj_size));
     e
 }
 
-fn push_meta(e: &mut Element, m: Option<&Meta>) {
+fn push_meta<'a>(e: &mut Element<'a>, m: Option<&'a Meta>) {
     if let Some(m) = m {
         e.push(meta_to_element(m));
     }
 }
 
-fn push_cred(e: &mut Element, c: Option<&Cred>) {
+fn push_cred<'a>(e: &mut Element<'a>, c: Option<&'a Cred>) {
     if let Some(c) = c {
         e.push(cred_to_element(c));
     }
 }
 
-pub fn item_to_element(i: &Item) -> Element {
-    let mut e = Element::new("Item");
+pub fn item_to_element(i: &Item) -> Element<'_> {
+    let n = [i.target.is_some(), i.source.is_some(), i.meta.is_some(), i.data.is_some(), i.more_data];
+    let mut e = Element::with_capacity("Item", n.into_iter().filter(|b| *b).count());
     push_location(&mut e, "Target", i.target.as_ref());
     push_location(&mut e, "Source", i.source.as_ref());
     push_meta(&mut e, i.meta.as_ref());
     match &i.data {
         None => {}
-        Some(ItemData::Bytes(b)) => e.push_opaque("Data", b.clone()),
+        Some(ItemData::Bytes(b)) => e.push_opaque("Data", b.as_slice()),
         Some(ItemData::DevInf(d)) => {
-            let mut data = Element::new("Data");
+            let mut data = Element::with_capacity("Data", 1);
             data.push(devinf_map::devinf_to_element(d));
             e.push(data);
         }
         Some(ItemData::Anchor(a)) => {
-            let mut data = Element::new("Data");
+            let mut data = Element::with_capacity("Data", 1);
             data.push(anchor_to_element(a));
             e.push(data);
         }
@@ -342,14 +355,14 @@ pub fn item_to_element(i: &Item) -> Element {
     e
 }
 
-fn push_items(e: &mut Element, items: &[Item]) {
+fn push_items<'a>(e: &mut Element<'a>, items: &'a [Item]) {
     for i in items {
         e.push(item_to_element(i));
     }
 }
 
-fn item_cmd_to_element(name: &str, c: &ItemCmd) -> Element {
-    let mut e = Element::new(name);
+fn item_cmd_to_element<'a>(name: &'static str, c: &'a ItemCmd) -> Element<'a> {
+    let mut e = Element::with_capacity(name, 4 + c.items.len());
     e.push_leaf("CmdID", c.cmd_id.as_str());
     e.push_flag("NoResp", c.no_resp);
     push_cred(&mut e, c.cred.as_ref());
@@ -358,8 +371,8 @@ fn item_cmd_to_element(name: &str, c: &ItemCmd) -> Element {
     e
 }
 
-fn put_get_to_element(name: &str, c: &PutGet) -> Element {
-    let mut e = Element::new(name);
+fn put_get_to_element<'a>(name: &'static str, c: &'a PutGet) -> Element<'a> {
+    let mut e = Element::with_capacity(name, 5 + c.items.len());
     e.push_leaf("CmdID", c.cmd_id.as_str());
     e.push_flag("NoResp", c.no_resp);
     e.push_opt_leaf("Lang", c.lang.as_deref());
@@ -369,10 +382,10 @@ fn put_get_to_element(name: &str, c: &PutGet) -> Element {
     e
 }
 
-pub fn command_to_element(cmd: &Command) -> Element {
+pub fn command_to_element(cmd: &Command) -> Element<'_> {
     match cmd {
         Command::Alert(a) => {
-            let mut e = Element::new("Alert");
+            let mut e = Element::with_capacity("Alert", 4 + a.items.len());
             e.push_leaf("CmdID", a.cmd_id.as_str());
             e.push_flag("NoResp", a.no_resp);
             push_cred(&mut e, a.cred.as_ref());
@@ -383,7 +396,7 @@ pub fn command_to_element(cmd: &Command) -> Element {
             e
         }
         Command::Status(s) => {
-            let mut e = Element::new("Status");
+            let mut e = Element::with_capacity("Status", 7 + s.target_refs.len() + s.source_refs.len() + s.items.len());
             e.push_leaf("CmdID", s.cmd_id.as_str());
             e.push_leaf("MsgRef", s.msg_ref.as_str());
             e.push_leaf("CmdRef", s.cmd_ref.as_str());
@@ -405,7 +418,7 @@ pub fn command_to_element(cmd: &Command) -> Element {
             e
         }
         Command::Sync(s) => {
-            let mut e = Element::new("Sync");
+            let mut e = Element::with_capacity("Sync", 7 + s.commands.len());
             e.push_leaf("CmdID", s.cmd_id.as_str());
             e.push_flag("NoResp", s.no_resp);
             push_cred(&mut e, s.cred.as_ref());
@@ -427,7 +440,8 @@ pub fn command_to_element(cmd: &Command) -> Element {
         Command::Put(c) => put_get_to_element("Put", c),
         Command::Get(c) => put_get_to_element("Get", c),
         Command::Results(r) => {
-            let mut e = Element::new("Results");
+            let mut e =
+                Element::with_capacity("Results", 4 + r.target_refs.len() + r.source_refs.len() + r.items.len());
             e.push_leaf("CmdID", r.cmd_id.as_str());
             e.push_opt_leaf("MsgRef", r.msg_ref.as_deref());
             e.push_leaf("CmdRef", r.cmd_ref.as_str());
@@ -442,14 +456,14 @@ pub fn command_to_element(cmd: &Command) -> Element {
             e
         }
         Command::Map(m) => {
-            let mut e = Element::new("Map");
+            let mut e = Element::with_capacity("Map", 5 + m.items.len());
             e.push_leaf("CmdID", m.cmd_id.as_str());
             e.push(location_to_element("Target", &m.target));
             e.push(location_to_element("Source", &m.source));
             push_cred(&mut e, m.cred.as_ref());
             push_meta(&mut e, m.meta.as_ref());
             for mi in &m.items {
-                let mut me = Element::new("MapItem");
+                let mut me = Element::with_capacity("MapItem", 2);
                 me.push(location_to_element("Target", &mi.target));
                 me.push(location_to_element("Source", &mi.source));
                 e.push(me);
@@ -457,7 +471,7 @@ pub fn command_to_element(cmd: &Command) -> Element {
             e
         }
         Command::Other(o) => {
-            let mut e = Element::new(&o.name);
+            let mut e = Element::new(o.name.clone());
             e.push_leaf("CmdID", o.cmd_id.as_str());
             e.push_flag("NoResp", o.no_resp);
             e

@@ -29,7 +29,10 @@
 //! limited to [`MAX_DEPTH`], lengths are checked against the input, and no
 //! input makes it panic.
 
-use super::element::Element;
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
+use super::element::{Element, TreeBuilder};
 use super::{syncml_map, DecodeError, MAX_DEPTH};
 use crate::types::{Command, Item, Message};
 
@@ -155,10 +158,82 @@ fn token_name(lang: Language, page: u8, token: u8, devinf_11: bool) -> Option<&'
 
 /// (page, token) of an element name.
 pub fn token_of(lang: Language, name: &str) -> Option<(u8, u8)> {
-    let find = |t: &[&str]| t.iter().position(|n| *n == name && !n.is_empty()).map(|i| i as u8 + 5);
-    match lang {
-        Language::SyncMl => find(SYNCML_PAGE).map(|t| (0, t)).or_else(|| find(METINF_PAGE).map(|t| (1, t))),
-        Language::DevInf => find(DEVINF_PAGE).map(|t| (0, t)).or_else(|| (name == "Size").then_some((0, 0x1C))),
+    static SYNCML: OnceLock<NameTable<(u8, u8)>> = OnceLock::new();
+    static DEVINF: OnceLock<NameTable<(u8, u8)>> = OnceLock::new();
+    let table = match lang {
+        Language::SyncMl => {
+            SYNCML.get_or_init(|| NameTable::new(page_tokens(0, SYNCML_PAGE).chain(page_tokens(1, METINF_PAGE))))
+        }
+        Language::DevInf => {
+            DEVINF.get_or_init(|| NameTable::new(page_tokens(0, DEVINF_PAGE).chain([("Size", (0, 0x1C))])))
+        }
+    };
+    table.get(name).map(|(_, t)| t)
+}
+
+/// The names of a code page with their (page, token).
+fn page_tokens(page: u8, table: &'static [&'static str]) -> impl Iterator<Item = (&'static str, (u8, u8))> {
+    table.iter().enumerate().filter(|(_, n)| !n.is_empty()).map(move |(i, n)| (*n, (page, i as u8 + 5)))
+}
+
+/// The static name equal to `name` if it is an element name of SyncML,
+/// MetInf or DevInf (so that decoded trees need not allocate their names).
+pub(crate) fn static_name(name: &str) -> Option<&'static str> {
+    static NAMES: OnceLock<NameTable<()>> = OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        NameTable::new([SYNCML_PAGE, METINF_PAGE, DEVINF_PAGE, &["Size"]].concat().into_iter().map(|n| (n, ())))
+    });
+    names.get(name).map(|(n, _)| n)
+}
+
+/// A small hash table of static element names (FNV-1a, open addressing):
+/// one hash and (usually) one comparison per lookup, where a search of the
+/// code pages compared dozens of names for every element encoded.
+struct NameTable<V> {
+    slots: Vec<Option<(&'static str, V)>>,
+}
+
+impl<V: Copy> NameTable<V> {
+    /// Power of two, well above the ~75 names of a language.
+    const SLOTS: usize = 512;
+
+    /// The first of equal names wins (as a search of the pages in order
+    /// finds it); empty names (unassigned tokens) are left out.
+    fn new(entries: impl IntoIterator<Item = (&'static str, V)>) -> Self {
+        let mut t = NameTable { slots: vec![None; Self::SLOTS] };
+        for (name, v) in entries {
+            if name.is_empty() {
+                continue;
+            }
+            let mut i = Self::hash(name);
+            loop {
+                match &t.slots[i] {
+                    Some((n, _)) if *n == name => break,
+                    Some(_) => i = (i + 1) % Self::SLOTS,
+                    None => {
+                        t.slots[i] = Some((name, v));
+                        break;
+                    }
+                }
+            }
+        }
+        t
+    }
+
+    fn hash(name: &str) -> usize {
+        let h = name.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+        h as usize % Self::SLOTS
+    }
+
+    fn get(&self, name: &str) -> Option<(&'static str, V)> {
+        let mut i = Self::hash(name);
+        loop {
+            match self.slots[i] {
+                Some((n, v)) if n == name => return Some((n, v)),
+                Some(_) => i = (i + 1) % Self::SLOTS,
+                None => return None,
+            }
+        }
     }
 }
 
@@ -214,16 +289,14 @@ pub fn encoded_item_len(item: &Item) -> usize {
 /// last one (counted, perhaps not written). Element names without a token
 /// (LITERAL, string table) are not accounted: the model writes none.
 fn element_len(el: &Element) -> usize {
-    let mut w = Writer { out: Vec::new(), lang: Language::SyncMl, page: 0, strtbl: Vec::new() };
+    // Counted, not written.
+    let mut w = Writer { out: Count(0), lang: Language::SyncMl, page: 0, strtbl: &[] };
     w.element(el, false);
-    w.out.len() + if w.page != 0 { 2 } else { 0 }
+    w.out.0 + if w.page != 0 { 2 } else { 0 }
 }
 
-fn ver_dtd_of(root: &Element) -> String {
-    root.child("SyncHdr")
-        .and_then(|h| h.child_string("VerDTD"))
-        .or_else(|| root.child_string("VerDTD"))
-        .unwrap_or_default()
+fn ver_dtd_of<'e>(root: &'e Element) -> &'e str {
+    root.child("SyncHdr").and_then(|h| h.child_text("VerDTD")).or_else(|| root.child_text("VerDTD")).unwrap_or_default()
 }
 
 /// Write `root` as a WBXML document with `public_id`. The language follows the
@@ -231,60 +304,93 @@ fn ver_dtd_of(root: &Element) -> String {
 pub fn write_document(public_id: u32, root: &Element) -> Vec<u8> {
     let lang = if root.name == "DevInf" { Language::DevInf } else { Language::SyncMl };
     // Names without a token go to the string table (LITERAL tags).
-    let mut strtbl: Vec<u8> = Vec::new();
-    let mut w = Writer { out: Vec::new(), lang, page: 0, strtbl: Vec::new() };
-    collect_literals(lang, root, &mut w.strtbl, false);
-    for (name, _) in &w.strtbl {
-        strtbl.extend_from_slice(name.as_bytes());
-        strtbl.push(0);
-    }
-    w.element(root, false);
-    let mut out = Vec::with_capacity(w.out.len() + 16 + strtbl.len());
+    let mut literals = Vec::new();
+    let size_hint = collect_literals(lang, root, &mut literals, false);
+    let strtbl_len: usize = literals.iter().map(|(n, _)| n.len() + 1).sum();
+    let mut out = Vec::with_capacity(16 + strtbl_len + size_hint);
     out.push(WBXML_VERSION);
     put_mb(&mut out, public_id);
     put_mb(&mut out, CHARSET_UTF8);
-    put_mb(&mut out, strtbl.len() as u32);
-    out.extend_from_slice(&strtbl);
-    out.extend_from_slice(&w.out);
-    out
+    put_mb(&mut out, strtbl_len as u32);
+    for (name, _) in &literals {
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+    }
+    let mut w = Writer { out, lang, page: 0, strtbl: &literals };
+    w.element(root, false);
+    w.out
 }
 
 /// Write an element tree as WBXML with the public id derived from its content
 /// (SyncHdr/VerDTD or the DevInf's VerDTD).
 pub fn write_tree(root: &Element) -> Vec<u8> {
     let v = ver_dtd_of(root);
-    let pid = if root.name == "DevInf" { devinf_public_id(&v) } else { syncml_public_id(&v) };
+    let pid = if root.name == "DevInf" { devinf_public_id(v) } else { syncml_public_id(v) };
     write_document(pid, root)
 }
 
-fn collect_literals(lang: Language, el: &Element, tbl: &mut Vec<(String, u32)>, in_data: bool) {
+/// Collect the names without a token (string table entries with their
+/// offsets) and return a size estimate of the encoded tree (to pre-size the
+/// output: content plus a few bytes per element).
+fn collect_literals<'e>(lang: Language, el: &'e Element, tbl: &mut Vec<(&'e str, u32)>, in_data: bool) -> usize {
+    let mut hint = 8 + el.text.len() + el.opaque.as_ref().map_or(0, |o| o.len());
     if in_data && el.name == "DevInf" {
-        return; // nested document, own string table
+        // nested document, own string table
+        return hint
+            + el.children.iter().map(|c| collect_literals(Language::DevInf, c, &mut Vec::new(), false)).sum::<usize>();
     }
     if token_of(lang, &el.name).is_none() && !tbl.iter().any(|(n, _)| *n == el.name) {
         let off = tbl.iter().map(|(n, _)| n.len() as u32 + 1).sum();
-        tbl.push((el.name.clone(), off));
+        tbl.push((el.name.as_ref(), off));
     }
     for c in &el.children {
-        collect_literals(lang, c, tbl, el.name == "Data");
+        hint += collect_literals(lang, c, tbl, el.name == "Data");
+    }
+    hint
+}
+
+/// Where the writer puts its bytes: a buffer, or a counter (sizes).
+trait Sink {
+    fn put(&mut self, b: u8);
+    fn put_slice(&mut self, s: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, b: u8) {
+        self.push(b);
+    }
+    fn put_slice(&mut self, s: &[u8]) {
+        self.extend_from_slice(s);
     }
 }
 
-struct Writer {
-    out: Vec<u8>,
-    lang: Language,
-    page: u8,
-    strtbl: Vec<(String, u32)>,
+/// Counts the bytes instead of writing them.
+struct Count(usize);
+
+impl Sink for Count {
+    fn put(&mut self, _: u8) {
+        self.0 += 1;
+    }
+    fn put_slice(&mut self, s: &[u8]) {
+        self.0 += s.len();
+    }
 }
 
-impl Writer {
+struct Writer<'t, S: Sink> {
+    out: S,
+    lang: Language,
+    page: u8,
+    strtbl: &'t [(&'t str, u32)],
+}
+
+impl<S: Sink> Writer<'_, S> {
     fn element(&mut self, el: &Element, in_data: bool) {
         if in_data && el.name == "DevInf" && self.lang == Language::SyncMl {
-            let v = el.child_string("VerDTD").unwrap_or_default();
-            let nested = write_document(devinf_public_id(&v), el);
-            self.out.push(OPAQUE);
+            let v = el.child_text("VerDTD").unwrap_or_default();
+            let nested = write_document(devinf_public_id(v), el);
+            self.out.put(OPAQUE);
             put_mb(&mut self.out, nested.len() as u32);
-            self.out.extend_from_slice(&nested);
+            self.out.put_slice(&nested);
             return;
         }
         let content = !el.text.is_empty() || el.opaque.is_some() || !el.children.is_empty();
@@ -292,15 +398,15 @@ impl Writer {
         match token_of(self.lang, &el.name) {
             Some((page, token)) => {
                 if page != self.page {
-                    self.out.push(SWITCH_PAGE);
-                    self.out.push(page);
+                    self.out.put(SWITCH_PAGE);
+                    self.out.put(page);
                     self.page = page;
                 }
-                self.out.push(token | flag);
+                self.out.put(token | flag);
             }
             None => {
                 let off = self.strtbl.iter().find(|(n, _)| *n == el.name).map(|(_, o)| *o).unwrap_or(0);
-                self.out.push(LITERAL | flag);
+                self.out.put(LITERAL | flag);
                 put_mb(&mut self.out, off);
             }
         }
@@ -311,30 +417,31 @@ impl Writer {
             // A NUL cannot appear in STR_I: write it as ENTITY 0.
             for (i, part) in el.text.split('\0').enumerate() {
                 if i > 0 {
-                    self.out.push(ENTITY);
-                    self.out.push(0);
+                    self.out.put(ENTITY);
+                    self.out.put(0);
                 }
                 if !part.is_empty() {
-                    self.out.push(STR_I);
-                    self.out.extend_from_slice(part.as_bytes());
-                    self.out.push(0);
+                    self.out.put(STR_I);
+                    self.out.put_slice(part.as_bytes());
+                    self.out.put(0);
                 }
             }
         }
         if let Some(o) = &el.opaque {
-            self.out.push(OPAQUE);
+            self.out.put(OPAQUE);
             put_mb(&mut self.out, o.len() as u32);
-            self.out.extend_from_slice(o);
+            self.out.put_slice(o);
         }
+        let data = el.name == "Data";
         for c in &el.children {
-            self.element(c, el.name == "Data");
+            self.element(c, data);
         }
-        self.out.push(END);
+        self.out.put(END);
     }
 }
 
 /// Multi-byte unsigned integer (7 bits per byte, most significant first).
-fn put_mb(out: &mut Vec<u8>, mut v: u32) {
+fn put_mb(out: &mut impl Sink, mut v: u32) {
     let mut buf = [0u8; 5];
     let mut i = buf.len();
     loop {
@@ -347,19 +454,19 @@ fn put_mb(out: &mut Vec<u8>, mut v: u32) {
     }
     let n = buf.len();
     for (k, b) in buf[i..].iter().enumerate() {
-        out.push(if i + k + 1 < n { b | 0x80 } else { *b });
+        out.put(if i + k + 1 < n { b | 0x80 } else { *b });
     }
 }
 
 // ---------------------------------------------------------------- decode
 
 /// Parse a WBXML document into its header and element tree.
-pub fn parse_document(input: &[u8]) -> Result<(Header, Element), DecodeError> {
+pub fn parse_document(input: &[u8]) -> Result<(Header, Element<'_>), DecodeError> {
     parse_at(input, 0, 0)
 }
 
 /// Parse a WBXML document into an element tree (root element returned).
-pub fn parse_tree(input: &[u8]) -> Result<Element, DecodeError> {
+pub fn parse_tree(input: &[u8]) -> Result<Element<'_>, DecodeError> {
     parse_document(input).map(|(_, root)| root)
 }
 
@@ -431,28 +538,40 @@ fn table_str(tbl: &[u8], idx: u32, pos: u64) -> Result<&[u8], DecodeError> {
     Ok(&rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())])
 }
 
+/// Append a string of the input to `el`'s content, borrowing it when it is
+/// the element's only content.
+fn add_input_text<'a>(el: &mut Element<'a>, bytes: &'a [u8]) {
+    if el.opaque.is_none() && el.text.is_empty() {
+        if let Ok(s) = std::str::from_utf8(bytes) {
+            el.text = Cow::Borrowed(s);
+            return;
+        }
+    }
+    add_text(el, bytes);
+}
+
 fn add_text(el: &mut Element, bytes: &[u8]) {
     if el.opaque.is_none() {
         if let Ok(s) = std::str::from_utf8(bytes) {
-            el.text.push_str(s);
+            el.text.to_mut().push_str(s);
             return;
         }
     }
     if el.name == "Data" {
         // Binary-safe item data: keep the exact bytes.
-        let o = el.opaque.get_or_insert_with(Vec::new);
+        let o = el.opaque.get_or_insert_with(Cow::default).to_mut();
         if !el.text.is_empty() {
-            let mut t = std::mem::take(&mut el.text).into_bytes();
+            let mut t = std::mem::take(&mut el.text).into_owned().into_bytes();
             t.extend_from_slice(o);
             *o = t;
         }
         o.extend_from_slice(bytes);
     } else {
-        el.text.push_str(&String::from_utf8_lossy(bytes));
+        el.text.to_mut().push_str(&String::from_utf8_lossy(bytes));
     }
 }
 
-fn parse_at(input: &[u8], base: u64, depth: usize) -> Result<(Header, Element), DecodeError> {
+fn parse_at(input: &[u8], base: u64, depth: usize) -> Result<(Header, Element<'_>), DecodeError> {
     if input.is_empty() {
         return Err(DecodeError::Empty);
     }
@@ -469,27 +588,24 @@ fn parse_at(input: &[u8], base: u64, depth: usize) -> Result<(Header, Element), 
         return Err(err(r.at(), format!("unsupported charset MIBenum {charset} (only UTF-8)")));
     }
     let tbl_len = r.mb()? as usize;
-    let string_table = r.bytes(tbl_len, "string table")?.to_vec();
+    let tbl = r.bytes(tbl_len, "string table")?;
     let public_id = match pid_index {
         None => PublicId::Known(pid),
-        Some(i) => PublicId::Literal(String::from_utf8_lossy(table_str(&string_table, i, r.at())?).into_owned()),
+        Some(i) => PublicId::Literal(String::from_utf8_lossy(table_str(tbl, i, r.at())?).into_owned()),
     };
-    let header = Header { version, public_id, charset, string_table };
+    let header = Header { version, public_id, charset, string_table: tbl.to_vec() };
     let lang = header.language();
     let v11 = header.devinf_11();
-    let tbl = header.string_table.clone();
-    let tbl = &tbl[..];
 
     let mut page: u8 = 0;
-    let mut stack: Vec<Element> = Vec::new();
-    let mut root: Option<Element> = None;
+    let mut tree = TreeBuilder::default();
     loop {
         let pos = r.at();
         let Some(tok) = r.byte() else {
-            if let Some(open) = stack.last() {
-                return Err(DecodeError::Truncated { position: pos, open_element: open.name.clone() });
+            if let Some(open) = tree.top() {
+                return Err(DecodeError::Truncated { position: pos, open_element: open.name.to_string() });
             }
-            return match root {
+            return match tree.finish() {
                 Some(root) => Ok((header, root)),
                 None => Err(DecodeError::Empty),
             };
@@ -497,50 +613,49 @@ fn parse_at(input: &[u8], base: u64, depth: usize) -> Result<(Header, Element), 
         match tok {
             SWITCH_PAGE => page = r.need_byte("SWITCH_PAGE")?,
             END => {
-                let Some(el) = stack.pop() else {
+                if !tree.close() {
                     return Err(err(pos, "END without an open element"));
-                };
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(el),
-                    None => root = Some(el),
                 }
             }
             ENTITY => {
                 let c = r.mb()?;
-                let Some(top) = stack.last_mut() else { return Err(err(pos, "ENTITY outside the root element")) };
+                let Some(top) = tree.top() else { return Err(err(pos, "ENTITY outside the root element")) };
                 let ch = char::from_u32(c).unwrap_or('\u{fffd}');
                 let mut b = [0u8; 4];
                 add_text(top, ch.encode_utf8(&mut b).as_bytes());
             }
             STR_I => {
                 let s = r.cstr("inline string")?;
-                let Some(top) = stack.last_mut() else { return Err(err(pos, "string outside the root element")) };
-                add_text(top, s);
+                let Some(top) = tree.top() else { return Err(err(pos, "string outside the root element")) };
+                add_input_text(top, s);
             }
             STR_T => {
                 let i = r.mb()?;
                 let s = table_str(tbl, i, pos)?;
-                let Some(top) = stack.last_mut() else { return Err(err(pos, "string outside the root element")) };
-                add_text(top, s);
+                let Some(top) = tree.top() else { return Err(err(pos, "string outside the root element")) };
+                add_input_text(top, s);
             }
             OPAQUE => {
                 let n = r.mb()? as usize;
                 let start = r.at();
                 let bytes = r.bytes(n, "OPAQUE data")?;
-                let level = depth + stack.len();
-                let Some(top) = stack.last_mut() else { return Err(err(pos, "OPAQUE outside the root element")) };
+                let level = depth + tree.depth();
+                let Some(top) = tree.top() else { return Err(err(pos, "OPAQUE outside the root element")) };
                 let nested = (top.name == "Data" && lang == Language::SyncMl && looks_like_wbxml(bytes))
                     .then(|| parse_at(bytes, start, level).ok())
                     .flatten()
                     .filter(|(h, e)| h.language() == Language::DevInf || e.name == "DevInf");
                 match nested {
-                    Some((_, el)) => top.children.push(el),
-                    None => {
-                        if top.opaque.is_none() && !top.text.is_empty() {
-                            top.opaque = Some(std::mem::take(&mut top.text).into_bytes());
+                    Some((_, el)) => tree.add(el),
+                    None => match &mut top.opaque {
+                        None if top.text.is_empty() => top.opaque = Some(Cow::Borrowed(bytes)),
+                        None => {
+                            let mut o = std::mem::take(&mut top.text).into_owned().into_bytes();
+                            o.extend_from_slice(bytes);
+                            top.opaque = Some(Cow::Owned(o));
                         }
-                        top.opaque.get_or_insert_with(Vec::new).extend_from_slice(bytes);
-                    }
+                        Some(o) => o.to_mut().extend_from_slice(bytes),
+                    },
                 }
             }
             PI => skip_until_end(&mut r, tbl)?,
@@ -553,33 +668,30 @@ fn parse_at(input: &[u8], base: u64, depth: usize) -> Result<(Header, Element), 
             EXT_0..=EXT_2 => {}
             _ => {
                 // A tag.
-                if root.is_some() {
+                if tree.has_root() {
                     return Err(DecodeError::TrailingContent { position: pos });
                 }
                 let id = tok & 0x3f;
-                let name = if id == LITERAL {
+                let name: Cow<'static, str> = if id == LITERAL {
                     let i = r.mb()?;
-                    String::from_utf8_lossy(table_str(tbl, i, pos)?).into_owned()
+                    String::from_utf8_lossy(table_str(tbl, i, pos)?).into_owned().into()
                 } else {
                     match token_name(lang, page, id, v11) {
-                        Some(n) => n.to_string(),
-                        None => format!("unknown-{page}-0x{id:02x}"),
+                        Some(n) => n.into(),
+                        None => format!("unknown-{page}-0x{id:02x}").into(),
                     }
                 };
                 if tok & HAS_ATTRS != 0 {
                     skip_until_end(&mut r, tbl)?;
                 }
-                if depth + stack.len() >= MAX_DEPTH {
-                    return Err(DecodeError::TooDeep { position: pos, element: name, max: MAX_DEPTH });
+                if depth + tree.depth() >= MAX_DEPTH {
+                    return Err(DecodeError::TooDeep { position: pos, element: name.into_owned(), max: MAX_DEPTH });
                 }
                 let el = Element { name, pos, ..Element::default() };
                 if tok & HAS_CONTENT != 0 {
-                    stack.push(el);
+                    tree.open(el);
                 } else {
-                    match stack.last_mut() {
-                        Some(parent) => parent.children.push(el),
-                        None => root = Some(el),
-                    }
+                    tree.add(el);
                 }
             }
         }

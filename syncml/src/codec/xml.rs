@@ -12,11 +12,13 @@
 //! written as CDATA when it contains `<` or `&` (a `]]>` inside is split
 //! across two CDATA sections), otherwise as escaped text.
 
+use std::borrow::Cow;
+
 use quick_xml::events::Event as XmlEvent;
 use quick_xml::Reader;
 
-use super::element::Element;
-use super::{syncml_map, DecodeError, MAX_DEPTH};
+use super::element::{Element, TreeBuilder};
+use super::{syncml_map, wbxml, DecodeError, MAX_DEPTH};
 use crate::types::{Command, Item, Message};
 
 /// HTTP Content-Type of SyncML XML messages.
@@ -26,10 +28,20 @@ const XML_DECL: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>";
 
 /// Encode a message as a complete XML document.
 pub fn encode(msg: &Message) -> Vec<u8> {
-    let mut out = String::with_capacity(1024);
+    let root = syncml_map::message_to_element(msg);
+    let mut out = String::with_capacity(XML_DECL.len() + size_hint(&root));
     out.push_str(XML_DECL);
-    write_element(&mut out, &syncml_map::message_to_element(msg));
+    write_element(&mut out, &root);
     out.into_bytes()
+}
+
+/// An estimate of the encoded size of `el` (content plus tags).
+fn size_hint(el: &Element) -> usize {
+    5 + 2 * el.name.len()
+        + el.ns.map_or(0, |n| n.len() + 9)
+        + el.text.len()
+        + el.opaque.as_ref().map_or(0, |o| o.len())
+        + el.children.iter().map(size_hint).sum::<usize>()
 }
 
 /// Decode an XML document into a message.
@@ -42,17 +54,17 @@ pub fn decode(input: &[u8]) -> Result<Message, DecodeError> {
 /// encoding is compact, a message's size is exactly the size of the message
 /// without the command plus this.
 pub fn encoded_command_len(cmd: &Command) -> usize {
-    let mut out = String::new();
-    write_element(&mut out, &syncml_map::command_to_element(cmd));
-    out.len()
+    let mut n = Count(0);
+    write_element(&mut n, &syncml_map::command_to_element(cmd));
+    n.0
 }
 
 /// Number of bytes `item` occupies inside an encoded Add/Replace/Delete
 /// (exact, like [`encoded_command_len`]).
 pub fn encoded_item_len(item: &Item) -> usize {
-    let mut out = String::new();
-    write_element(&mut out, &syncml_map::item_to_element(item));
-    out.len()
+    let mut n = Count(0);
+    write_element(&mut n, &syncml_map::item_to_element(item));
+    n.0
 }
 
 /// The root element's namespace (default, or that of its prefix), when it
@@ -75,7 +87,7 @@ fn check_root_namespace(s: &quick_xml::events::BytesStart<'_>, name: &str) -> Re
 }
 
 /// Parse XML into an element tree (root element returned).
-pub fn parse_tree(input: &[u8]) -> Result<Element, DecodeError> {
+pub fn parse_tree(input: &[u8]) -> Result<Element<'_>, DecodeError> {
     let mut reader = Reader::from_reader(input);
     {
         let cfg = reader.config_mut();
@@ -83,8 +95,7 @@ pub fn parse_tree(input: &[u8]) -> Result<Element, DecodeError> {
         cfg.check_end_names = true;
         cfg.expand_empty_elements = false;
     }
-    let mut stack: Vec<Element> = Vec::new();
-    let mut root: Option<Element> = None;
+    let mut tree = TreeBuilder::default();
 
     loop {
         let pos = reader.buffer_position();
@@ -93,51 +104,44 @@ pub fn parse_tree(input: &[u8]) -> Result<Element, DecodeError> {
             message: e.to_string(),
         })?;
         match ev {
-            XmlEvent::Start(s) | XmlEvent::Empty(s) if root.is_some() => {
+            XmlEvent::Start(s) | XmlEvent::Empty(s) if tree.has_root() => {
                 let _ = s;
                 return Err(DecodeError::TrailingContent { position: pos });
             }
             XmlEvent::Start(s) => {
                 let name = element_name(s.local_name().as_ref(), pos)?;
-                if stack.is_empty() {
+                if tree.depth() == 0 {
                     check_root_namespace(&s, &name)?;
                 }
-                if stack.len() >= MAX_DEPTH {
-                    return Err(DecodeError::TooDeep { position: pos, element: name, max: MAX_DEPTH });
+                if tree.depth() >= MAX_DEPTH {
+                    return Err(DecodeError::TooDeep { position: pos, element: name.into_owned(), max: MAX_DEPTH });
                 }
-                stack.push(Element { name, pos, ..Element::default() });
+                tree.open(Element { name, pos, ..Element::default() });
             }
             XmlEvent::Empty(s) => {
                 let name = element_name(s.local_name().as_ref(), pos)?;
-                if stack.is_empty() {
+                if tree.depth() == 0 {
                     check_root_namespace(&s, &name)?;
                 }
-                if stack.len() >= MAX_DEPTH {
-                    return Err(DecodeError::TooDeep { position: pos, element: name, max: MAX_DEPTH });
+                if tree.depth() >= MAX_DEPTH {
+                    return Err(DecodeError::TooDeep { position: pos, element: name.into_owned(), max: MAX_DEPTH });
                 }
-                let el = Element { name, pos, ..Element::default() };
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(el),
-                    None => root = Some(el),
-                }
+                tree.add(Element { name, pos, ..Element::default() });
             }
             XmlEvent::End(_) => {
                 // quick-xml has already checked that the name matches.
-                let Some(el) = stack.pop() else {
+                if !tree.close() {
                     return Err(DecodeError::Syntax { position: pos, message: "unmatched end tag".into() });
-                };
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(el),
-                    None => root = Some(el),
                 }
             }
             XmlEvent::Text(t) => {
-                let Some(top) = stack.last_mut() else {
+                let has_root = tree.has_root();
+                let Some(top) = tree.top() else {
                     // Only whitespace may appear outside the root element.
                     if t.iter().all(|b| b.is_ascii_whitespace()) {
                         continue;
                     }
-                    return Err(if root.is_some() {
+                    return Err(if has_root {
                         DecodeError::TrailingContent { position: pos }
                     } else {
                         DecodeError::Syntax { position: pos, message: "text before the root element".into() }
@@ -145,57 +149,93 @@ pub fn parse_tree(input: &[u8]) -> Result<Element, DecodeError> {
                 };
                 let text = t.unescape().map_err(|e| match e {
                     quick_xml::Error::Encoding(_) => {
-                        DecodeError::InvalidUtf8 { position: pos, element: top.name.clone() }
+                        DecodeError::InvalidUtf8 { position: pos, element: top.name.to_string() }
                     }
                     other => DecodeError::Syntax { position: pos, message: other.to_string() },
                 })?;
-                top.text.push_str(&text);
+                append_text(top, text);
             }
             XmlEvent::CData(c) => {
-                let Some(top) = stack.last_mut() else {
+                let Some(top) = tree.top() else {
                     return Err(DecodeError::Syntax { position: pos, message: "CDATA outside the root element".into() });
                 };
-                let s = std::str::from_utf8(c.as_ref())
-                    .map_err(|_| DecodeError::InvalidUtf8 { position: pos, element: top.name.clone() })?;
-                top.text.push_str(s);
+                let invalid = |top: &Element| DecodeError::InvalidUtf8 { position: pos, element: top.name.to_string() };
+                let s: Cow<'_, str> = match c.into_inner() {
+                    Cow::Borrowed(b) => Cow::Borrowed(std::str::from_utf8(b).map_err(|_| invalid(top))?),
+                    Cow::Owned(v) => Cow::Owned(String::from_utf8(v).map_err(|_| invalid(top))?),
+                };
+                append_text(top, s);
             }
             XmlEvent::Decl(_) | XmlEvent::PI(_) | XmlEvent::Comment(_) | XmlEvent::DocType(_) => {}
             XmlEvent::Eof => {
-                if let Some(open) = stack.last() {
-                    return Err(DecodeError::Truncated { position: pos, open_element: open.name.clone() });
+                if let Some(open) = tree.top() {
+                    return Err(DecodeError::Truncated { position: pos, open_element: open.name.to_string() });
                 }
-                return root.ok_or(DecodeError::Empty);
+                return tree.finish().ok_or(DecodeError::Empty);
             }
         }
     }
 }
 
-fn element_name(raw: &[u8], pos: u64) -> Result<String, DecodeError> {
-    std::str::from_utf8(raw)
-        .map(str::to_string)
-        .map_err(|_| DecodeError::InvalidUtf8 { position: pos, element: String::from_utf8_lossy(raw).into_owned() })
+/// Append decoded text to an element, keeping it borrowed when it is the
+/// element's only text.
+fn append_text<'a>(el: &mut Element<'a>, text: Cow<'a, str>) {
+    if el.text.is_empty() {
+        el.text = text;
+    } else {
+        el.text.to_mut().push_str(&text);
+    }
+}
+
+/// A decoded element name: the static name when SyncML/MetInf/DevInf knows
+/// it, else an owned copy.
+fn element_name(raw: &[u8], pos: u64) -> Result<Cow<'static, str>, DecodeError> {
+    match std::str::from_utf8(raw) {
+        Ok(n) => Ok(wbxml::static_name(n).map_or_else(|| Cow::Owned(n.to_string()), Cow::Borrowed)),
+        Err(_) => Err(DecodeError::InvalidUtf8 { position: pos, element: String::from_utf8_lossy(raw).into_owned() }),
+    }
+}
+
+/// Where [`write_element`] writes: a `String`, or a byte counter (sizes).
+pub trait XmlSink {
+    fn push_str(&mut self, s: &str);
+}
+
+impl XmlSink for String {
+    fn push_str(&mut self, s: &str) {
+        String::push_str(self, s);
+    }
+}
+
+/// Counts the bytes instead of writing them.
+struct Count(usize);
+
+impl XmlSink for Count {
+    fn push_str(&mut self, s: &str) {
+        self.0 += s.len();
+    }
 }
 
 /// Write an element (and its subtree) compactly.
-pub fn write_element(out: &mut String, el: &Element) {
-    out.push('<');
+pub fn write_element(out: &mut impl XmlSink, el: &Element) {
+    out.push_str("<");
     out.push_str(&el.name);
     if let Some(ns) = el.ns {
         out.push_str(" xmlns='");
         escape_into(out, ns, true);
-        out.push('\'');
+        out.push_str("'");
     }
     let opaque = el.opaque.as_deref().map(String::from_utf8_lossy);
-    let text: std::borrow::Cow<'_, str> = match opaque {
-        None => std::borrow::Cow::Borrowed(el.text.as_str()),
+    let text: Cow<'_, str> = match opaque {
+        None => Cow::Borrowed(&el.text),
         Some(o) if el.text.is_empty() => o,
-        Some(o) => std::borrow::Cow::Owned(format!("{}{o}", el.text)),
+        Some(o) => Cow::Owned(format!("{}{o}", el.text)),
     };
     if el.children.is_empty() && text.is_empty() {
         out.push_str("/>");
         return;
     }
-    out.push('>');
+    out.push_str(">");
     if !text.is_empty() {
         if el.name == "Data" && text.contains(['<', '&']) {
             write_cdata(out, &text);
@@ -208,27 +248,38 @@ pub fn write_element(out: &mut String, el: &Element) {
     }
     out.push_str("</");
     out.push_str(&el.name);
-    out.push('>');
+    out.push_str(">");
 }
 
 /// `<![CDATA[...]]>`, splitting any `]]>` in the text across two sections.
-fn write_cdata(out: &mut String, text: &str) {
+fn write_cdata(out: &mut impl XmlSink, text: &str) {
     out.push_str("<![CDATA[");
-    out.push_str(&text.replace("]]>", "]]]]><![CDATA[>"));
+    for (i, part) in text.split("]]>").enumerate() {
+        if i > 0 {
+            out.push_str("]]]]><![CDATA[>");
+        }
+        out.push_str(part);
+    }
     out.push_str("]]>");
 }
 
-fn escape_into(out: &mut String, text: &str, attr: bool) {
-    for ch in text.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\'' if attr => out.push_str("&apos;"),
-            '"' if attr => out.push_str("&quot;"),
-            c => out.push(c),
-        }
+/// Escaped `text`: runs without a special character are copied whole.
+fn escape_into(out: &mut impl XmlSink, text: &str, attr: bool) {
+    let mut done = 0;
+    for (i, b) in text.bytes().enumerate() {
+        let esc = match b {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'\'' if attr => "&apos;",
+            b'"' if attr => "&quot;",
+            _ => continue,
+        };
+        out.push_str(&text[done..i]);
+        out.push_str(esc);
+        done = i + 1;
     }
+    out.push_str(&text[done..]);
 }
 
 #[cfg(test)]
