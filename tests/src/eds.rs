@@ -177,5 +177,12 @@ pub async fn kill_addressbook_factory(conn: &zbus::Connection) -> Result<Option<
     })
     .await;
     gone.ok_or_else(|| format!("{BOOK_FACTORY_NAME} still owned 15 s after SIGKILL of {pid}"))?;
+    // The bus sees the name go when the socket closes, which can be a moment before the
+    // process has finished dying: wait for that too.
+    let dead = crate::process::poll_async(Duration::from_secs(15), Duration::from_millis(10), || async {
+        (!crate::process::alive(pid)).then_some(())
+    })
+    .await;
+    dead.ok_or_else(|| format!("factory {pid} still alive 15 s after SIGKILL"))?;
     Ok(Some(pid))
 }
