@@ -5,8 +5,11 @@
 //!     cargo bench -p imsync-syncml --bench codec
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use syncml::types::{Command, Item, ItemCmd, ItemData, Location, Message, Meta, Status, Sync, SyncHdr};
+use syncml::types::{Command, Message};
 use syncml::Encoding;
+
+#[path = "../tests/fixtures/mod.rs"]
+mod fixtures;
 
 /// A realistic contact (~450 bytes, UTF-8 names, several TEL/EMAIL) for item `n`.
 fn vcard(n: usize) -> Vec<u8> {
@@ -36,77 +39,14 @@ fn vcard(n: usize) -> Vec<u8> {
 /// A client message of about `target` encoded bytes (in WBXML): SyncHdr + one Sync with
 /// Replace commands.
 fn message(target: usize) -> Message {
-    let mut sync = Sync {
-        cmd_id: "2".into(),
-        target: Some(Location::new("contacts")),
-        source: Some(Location::new("./contacts")),
-        number_of_changes: Some(10_000),
-        ..Sync::default()
-    };
+    let mut items = Vec::new();
     let mut size = 0;
-    let mut n = 0;
     while size < target {
-        let data = vcard(n);
+        let data = vcard(items.len());
         size += data.len() + 40;
-        sync.commands.push(Command::Replace(ItemCmd {
-            cmd_id: (n + 3).to_string(),
-            meta: Some(Meta::with_type("text/vcard")),
-            items: vec![Item {
-                source: Some(Location::new((n + 1).to_string())),
-                data: Some(ItemData::Bytes(data)),
-                ..Item::default()
-            }],
-            ..ItemCmd::default()
-        }));
-        n += 1;
+        items.push(data);
     }
-    Message {
-        hdr: SyncHdr {
-            ver_dtd: "1.2".into(),
-            ver_proto: "SyncML/1.2".into(),
-            session_id: "1764012345".into(),
-            msg_id: "3".into(),
-            target: Location::new("http://127.0.0.1:8080/syncevolution"),
-            source: Location::new("imsync-0123456789abcdef"),
-            meta: Some(Meta { max_msg_size: Some(524_288), max_obj_size: Some(4_194_304), ..Meta::default() }),
-            ..SyncHdr::default()
-        },
-        body: vec![Command::Sync(sync)],
-        final_: false,
-    }
-}
-
-/// The server's reply to a message of `n` Replace commands: one Status per item (what
-/// the client decodes most during a backup).
-fn status_reply(n: usize) -> Message {
-    let st = |cmd_id: usize, cmd_ref: &str, cmd: &str, src: Option<String>, data: u16| {
-        Command::Status(Status {
-            cmd_id: cmd_id.to_string(),
-            msg_ref: "3".into(),
-            cmd_ref: cmd_ref.into(),
-            cmd: cmd.into(),
-            source_refs: src.into_iter().collect(),
-            data,
-            ..Status::default()
-        })
-    };
-    let mut body = vec![st(1, "0", "SyncHdr", None, 200), st(2, "2", "Sync", None, 200)];
-    for i in 0..n {
-        body.push(st(i + 3, &(i + 3).to_string(), "Replace", Some((i + 1).to_string()), 201));
-    }
-    Message {
-        hdr: SyncHdr {
-            ver_dtd: "1.2".into(),
-            ver_proto: "SyncML/1.2".into(),
-            session_id: "1764012345".into(),
-            msg_id: "3".into(),
-            target: Location::new("imsync-0123456789abcdef"),
-            source: Location::new("http://127.0.0.1:8080/syncevolution"),
-            ..SyncHdr::default()
-        },
-        body,
-        final_: false,
-    }
+    fixtures::client_sync(items)
 }
 
 fn codec(c: &mut Criterion) {
@@ -130,7 +70,7 @@ fn codec(c: &mut Criterion) {
         }
         g.finish();
     }
-    let reply = status_reply(330);
+    let reply = fixtures::status_reply(330);
     for enc in [Encoding::Wbxml, Encoding::Xml] {
         let name = match enc {
             Encoding::Wbxml => "wbxml",

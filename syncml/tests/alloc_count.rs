@@ -9,8 +9,10 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use syncml::types::{Command, Item, ItemCmd, ItemData, Location, Message, Meta, Status, Sync, SyncHdr};
+use syncml::types::{Command, Message};
 use syncml::Encoding;
+
+mod fixtures;
 
 struct Counting;
 
@@ -45,72 +47,23 @@ fn count<R>(f: impl FnOnce() -> R) -> (usize, usize) {
     counted
 }
 
-fn hdr() -> SyncHdr {
-    SyncHdr {
-        ver_dtd: "1.2".into(),
-        ver_proto: "SyncML/1.2".into(),
-        session_id: "1764012345".into(),
-        msg_id: "3".into(),
-        target: Location::new("http://127.0.0.1:8080/syncevolution"),
-        source: Location::new("imsync-0123456789abcdef"),
-        meta: Some(Meta { max_msg_size: Some(524_288), max_obj_size: Some(4_194_304), ..Meta::default() }),
-        ..SyncHdr::default()
-    }
-}
-
-/// A client message with `n` Replace commands of a ~400-byte vCard each.
+/// A client message with `n` Replace commands of a ~400-byte vCard each (with characters
+/// XML must escape).
 fn replaces(n: usize) -> Message {
-    let mut sync = Sync {
-        cmd_id: "2".into(),
-        target: Some(Location::new("contacts")),
-        source: Some(Location::new("./contacts")),
-        number_of_changes: Some(10_000),
-        ..Sync::default()
-    };
-    for i in 0..n {
-        let data = format!(
+    fixtures::client_sync((0..n).map(|i| {
+        format!(
             "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:pas-id-{i:016X}\r\nN:Müller;Jürgen;;;\r\nFN:Jürgen Müller\r\n\
              TEL;TYPE=CELL:+49 151 {i:07}\r\nEMAIL;TYPE=HOME:user{i}@example.org\r\nNOTE:a <b> & c\r\nEND:VCARD\r\n"
-        );
-        sync.commands.push(Command::Replace(ItemCmd {
-            cmd_id: (i + 3).to_string(),
-            meta: Some(Meta::with_type("text/vcard")),
-            items: vec![Item {
-                source: Some(Location::new((i + 1).to_string())),
-                data: Some(ItemData::Bytes(data.into_bytes())),
-                ..Item::default()
-            }],
-            ..ItemCmd::default()
-        }));
-    }
-    Message { hdr: hdr(), body: vec![Command::Sync(sync)], final_: false }
-}
-
-/// The server's reply to `replaces(n)`: a Status per command.
-fn statuses(n: usize) -> Message {
-    let st = |cmd_id: usize, cmd_ref: &str, cmd: &str, src: Option<String>, data: u16| {
-        Command::Status(Status {
-            cmd_id: cmd_id.to_string(),
-            msg_ref: "3".into(),
-            cmd_ref: cmd_ref.into(),
-            cmd: cmd.into(),
-            source_refs: src.into_iter().collect(),
-            data,
-            ..Status::default()
-        })
-    };
-    let mut body = vec![st(1, "0", "SyncHdr", None, 200), st(2, "2", "Sync", None, 200)];
-    for i in 0..n {
-        body.push(st(i + 3, &(i + 3).to_string(), "Replace", Some((i + 1).to_string()), 201));
-    }
-    Message { hdr: SyncHdr { meta: None, ..hdr() }, body, final_: false }
+        )
+        .into_bytes()
+    }))
 }
 
 #[test]
 fn codec_allocations() {
     const N: usize = 200;
     let msg = replaces(N);
-    let reply = statuses(N);
+    let reply = fixtures::status_reply(N);
     let mut report: Vec<String> = Vec::new();
     for enc in [Encoding::Wbxml, Encoding::Xml] {
         let bytes = enc.encode(&msg);
