@@ -178,6 +178,26 @@ pub struct JobOutcome {
     pub duration: Duration,
 }
 
+impl JobOutcome {
+    /// One line about the job and its `class` (for test tables and assertion messages):
+    /// state, error, the class's mode, counts and error, and how long the job took.
+    pub fn summary(&self, class: &str) -> String {
+        let c = self.report.classes.get(class);
+        format!(
+            "{} error {:?} ({class}: mode {:?} +{} ~{} -{} failed {} {:?}) in {:.1}s",
+            self.state,
+            self.error,
+            c.map(|c| c.mode.as_str()).unwrap_or(""),
+            c.map_or(0, |c| c.added),
+            c.map_or(0, |c| c.replaced),
+            c.map_or(0, |c| c.deleted),
+            c.map_or(0, |c| c.failed),
+            c.map(|c| c.error.as_str()).unwrap_or(""),
+            self.duration.as_secs_f64()
+        )
+    }
+}
+
 #[derive(Clone, Debug)]
 struct JobSignal {
     path: String,

@@ -23,7 +23,7 @@
 use std::time::{Duration, Instant};
 
 use harness::fault_proxy::{At, Fault, FaultKind, FaultProxy};
-use harness::sync1::{self, JobOutcome};
+use harness::sync1;
 use harness::syncml_server::ServerOptions;
 use harness::{ContactSpec, EnvOptions, TestEnv};
 
@@ -33,21 +33,6 @@ fn long() -> bool {
     std::env::var("IMSYNC_LONG_FAULTS").is_ok_and(|v| v == "1")
 }
 
-fn describe(o: &JobOutcome) -> String {
-    let c = o.report.classes.get("contacts");
-    format!(
-        "{} error {:?} (contacts: mode {:?} +{} ~{} -{} failed {} {:?}) in {:.1}s",
-        o.state,
-        o.error,
-        c.map(|c| c.mode.as_str()).unwrap_or(""),
-        c.map(|c| c.added).unwrap_or(0),
-        c.map(|c| c.replaced).unwrap_or(0),
-        c.map(|c| c.deleted).unwrap_or(0),
-        c.map(|c| c.failed).unwrap_or(0),
-        c.map(|c| c.error.as_str()).unwrap_or(""),
-        o.duration.as_secs_f64()
-    )
-}
 
 /// The phone's contacts as the test knows them (specs + EDS UIDs).
 struct PhoneBook {
@@ -131,10 +116,10 @@ async fn backup_interrupted_at_many_points_loses_and_duplicates_nothing() {
     };
     // a first, complete backup tells how long a full (slow) session is
     let o = sync.run_backup(JOB_TIMEOUT).await.unwrap();
-    assert_eq!(o.state, "succeeded", "{}\n{}", describe(&o), env.daemon_log_tail());
+    assert_eq!(o.state, "succeeded", "{}\n{}", o.summary("contacts"), env.daemon_log_tail());
     env.assert_server_contacts(&book.specs, true);
     let full = proxy.sessions().last().unwrap().1;
-    eprintln!("full session: {full} messages ({})", describe(&o));
+    eprintln!("full session: {full} messages ({})", o.summary("contacts"));
     assert!(full >= 8, "a full session has only {full} messages: lower the server's MaxMsgSize");
 
     // fixed points: message numbers spread over a full session, every kind of fault,
@@ -203,8 +188,8 @@ async fn backup_interrupted_at_many_points_loses_and_duplicates_nothing() {
             f.kind,
             f.at,
             fired.as_ref().map_or("not reached".to_string(), |s| format!("msg {} {:?}", s.msg_id, s.commands)),
-            describe(&faulty),
-            describe(&recovered),
+            faulty.summary("contacts"),
+            recovered.summary("contacts"),
             verdict
         );
         eprintln!("{line}");
@@ -212,14 +197,14 @@ async fn backup_interrupted_at_many_points_loses_and_duplicates_nothing() {
         assert!(
             problems.is_empty(),
             "after {f:?} (faulty job: {}; recovery: {}): server differs from the phone:\n{}",
-            describe(&faulty),
-            describe(&recovered),
+            faulty.summary("contacts"),
+            recovered.summary("contacts"),
             problems.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
         );
-        assert_eq!(recovered.state, "succeeded", "after {f:?}: {}\n{}", describe(&recovered), env.daemon_log_tail());
+        assert_eq!(recovered.state, "succeeded", "after {f:?}: {}\n{}", recovered.summary("contacts"), env.daemon_log_tail());
         if !matches!(f.kind, Delay(_)) && fired.is_some() {
-            assert_ne!(faulty.state, "succeeded", "{f:?} fired but the job succeeded: {}", describe(&faulty));
-            assert!(!faulty.error.is_empty(), "{f:?}: failed job without an error: {}", describe(&faulty));
+            assert_ne!(faulty.state, "succeeded", "{f:?} fired but the job succeeded: {}", faulty.summary("contacts"));
+            assert!(!faulty.error.is_empty(), "{f:?}: failed job without an error: {}", faulty.summary("contacts"));
         }
     }
     // --- a restore cut during its Map (the phone wrote the items, the server
@@ -239,16 +224,16 @@ async fn backup_interrupted_at_many_points_loses_and_duplicates_nothing() {
         let line = format!(
             "| restore | {kind:?} at Map | {} | {} | {} | {} |",
             fired.as_ref().map_or("not reached".to_string(), |s| format!("msg {} {:?}", s.msg_id, s.commands)),
-            describe(&faulty),
-            describe(&recovered),
+            faulty.summary("contacts"),
+            recovered.summary("contacts"),
             {
                 if keys == want { format!("phone exact ({})", keys.len()) } else { "PHONE DIFFERS".to_string() }
             }
         );
         eprintln!("{line}");
         table.push(line);
-        assert!(fired.is_some(), "the restore sent no Map: {}", describe(&faulty));
-        assert_eq!(recovered.state, "succeeded", "{}\n{}", describe(&recovered), env.daemon_log_tail());
+        assert!(fired.is_some(), "the restore sent no Map: {}", faulty.summary("contacts"));
+        assert_eq!(recovered.state, "succeeded", "{}\n{}", recovered.summary("contacts"), env.daemon_log_tail());
         let missing: Vec<_> = want.keys().filter(|k| !keys.contains_key(*k)).collect();
         let dup: Vec<_> = keys.iter().filter(|(_, n)| **n > 1).collect();
         let extra: Vec<_> = keys.keys().filter(|k| !want.contains_key(*k)).collect();
@@ -265,7 +250,7 @@ async fn backup_interrupted_at_many_points_loses_and_duplicates_nothing() {
     }
     // and the next backup finds the server as it was
     let o = sync.run_backup(JOB_TIMEOUT).await.unwrap();
-    table.push(format!("| backup after the restores | | | {} | | |", describe(&o)));
+    table.push(format!("| backup after the restores | | | {} | | |", o.summary("contacts")));
     let problems: Vec<String> = env.server_contact_problems(&book.specs, true);
     assert!(problems.is_empty(), "after the restores:\n{}", problems.join("\n"));
 

@@ -17,27 +17,13 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use harness::fault_proxy::{At, Fault, FaultKind, FaultProxy, Seen};
-use harness::sync1::{self, JobOutcome};
+use harness::sync1;
 use harness::syncml_server::ServerOptions;
 use harness::{ContactSpec, EnvOptions, TestEnv};
 
 const JOB_TIMEOUT: Duration = Duration::from_secs(300);
 const POINTS: usize = 10;
 
-fn describe(o: &JobOutcome) -> String {
-    let c = o.report.classes.get("contacts");
-    format!(
-        "{} error {:?} (contacts: mode {:?} +{} ~{} -{} failed {} {:?})",
-        o.state,
-        o.error,
-        c.map(|c| c.mode.as_str()).unwrap_or(""),
-        c.map(|c| c.added).unwrap_or(0),
-        c.map(|c| c.replaced).unwrap_or(0),
-        c.map(|c| c.deleted).unwrap_or(0),
-        c.map(|c| c.failed).unwrap_or(0),
-        c.map(|c| c.error.as_str()).unwrap_or(""),
-    )
-}
 
 struct Rng(u64);
 impl Rng {
@@ -128,7 +114,7 @@ async fn daemon_killed_during_backup_and_restore_loses_and_duplicates_nothing() 
     let sync = env.phone.sync1().await.unwrap();
     sync.set_account(&sync1::contacts_account(&proxy.url_for(&url), &user, &pw)).await.expect("SetAccount");
     let o = sync.run_backup(JOB_TIMEOUT).await.unwrap();
-    assert_eq!(o.state, "succeeded", "{}", describe(&o));
+    assert_eq!(o.state, "succeeded", "{}", o.summary("contacts"));
     let full = proxy.sessions().last().unwrap().1;
     eprintln!("full backup session: {full} messages");
     let mut table = vec![];
@@ -174,7 +160,7 @@ async fn daemon_killed_during_backup_and_restore_loses_and_duplicates_nothing() 
             if after { "after" } else { "before" },
             hit.as_ref().map_or("not reached".into(), |m| format!("killed at msg {} {:?}", m.msg_id, m.commands)),
             if interrupted { "Interrupted in history" } else { "-" },
-            describe(&o),
+            o.summary("contacts"),
             if problems.is_empty() {
                 format!("exact ({}){}", specs.len(), if partial_sync { ", server had applied part of the Sync" } else { "" })
             } else {
@@ -183,8 +169,8 @@ async fn daemon_killed_during_backup_and_restore_loses_and_duplicates_nothing() 
         );
         eprintln!("{line}");
         table.push(line);
-        assert!(problems.is_empty(), "after a kill at {at:?}: {}\n{}", describe(&o), problems.iter().take(20).cloned().collect::<Vec<_>>().join("\n"));
-        assert_eq!(o.state, "succeeded", "{}\n{}", describe(&o), env.daemon_log_tail());
+        assert!(problems.is_empty(), "after a kill at {at:?}: {}\n{}", o.summary("contacts"), problems.iter().take(20).cloned().collect::<Vec<_>>().join("\n"));
+        assert_eq!(o.state, "succeeded", "{}\n{}", o.summary("contacts"), env.daemon_log_tail());
         if hit.is_some() {
             assert!(interrupted, "the killed job is not reported as interrupted: {history:#?}");
         }
@@ -207,12 +193,12 @@ async fn daemon_killed_during_backup_and_restore_loses_and_duplicates_nothing() 
             "| restore | kill {} server at {at:?} | {} | {integrity} | | {} | {} |",
             if after { "after" } else { "before" },
             hit.as_ref().map_or("not reached".into(), |m| format!("killed at msg {} {:?}", m.msg_id, m.commands)),
-            describe(&o),
+            o.summary("contacts"),
             if ok { format!("phone exact ({})", keys.len()) } else { "phone DIFFERS".into() }
         );
         eprintln!("{line}");
         table.push(line);
-        assert_eq!(o.state, "succeeded", "{}\n{}", describe(&o), env.daemon_log_tail());
+        assert_eq!(o.state, "succeeded", "{}\n{}", o.summary("contacts"), env.daemon_log_tail());
         if !ok {
             let missing: Vec<_> = want.keys().filter(|k| !keys.contains_key(*k)).collect();
             let dup: Vec<_> = keys.iter().filter(|(_, n)| **n > 1).collect();
@@ -232,8 +218,8 @@ async fn daemon_killed_during_backup_and_restore_loses_and_duplicates_nothing() 
     // afterwards a backup sends no more than real differences, and the server is exact
     let sync = env.phone.sync1().await.unwrap();
     let o = sync.run_backup(JOB_TIMEOUT).await.unwrap();
-    eprintln!("backup after the restores: {}", describe(&o));
-    assert_eq!(o.state, "succeeded", "{}", describe(&o));
+    eprintln!("backup after the restores: {}", o.summary("contacts"));
+    assert_eq!(o.state, "succeeded", "{}", o.summary("contacts"));
     let problems: Vec<String> = env.server_contact_problems(&specs, true);
     assert!(problems.is_empty(), "after the restores:\n{}", problems.join("\n"));
     eprintln!(

@@ -9,26 +9,10 @@
 
 use std::time::Duration;
 
-use harness::sync1::JobOutcome;
 use harness::TestEnv;
 
 const JOB_TIMEOUT: Duration = Duration::from_secs(300);
 
-fn describe(o: &JobOutcome) -> String {
-    let c = o.report.classes.get("contacts");
-    format!(
-        "{} error {:?} (contacts: mode {:?} +{} ~{} -{} failed {} {:?} {:?})",
-        o.state,
-        o.error,
-        c.map(|c| c.mode.as_str()).unwrap_or(""),
-        c.map_or(0, |c| c.added),
-        c.map_or(0, |c| c.replaced),
-        c.map_or(0, |c| c.deleted),
-        c.map_or(0, |c| c.failed),
-        c.map(|c| c.error.as_str()).unwrap_or(""),
-        c.map(|c| c.errors.clone()).unwrap_or_default(),
-    )
-}
 
 fn sqlite(db: &std::path::Path, sql: &str) -> String {
     let out = std::process::Command::new("python3")
@@ -52,7 +36,7 @@ async fn unchanged_contacts_are_not_converted_until_the_server_wants_everything(
 
     // first backup (slow): every contact, with its digest recorded
     let o = sync.run_backup(JOB_TIMEOUT).await.unwrap();
-    assert_eq!(o.state, "succeeded", "{}\n{}", describe(&o), env.daemon_log_tail());
+    assert_eq!(o.state, "succeeded", "{}\n{}", o.summary("contacts"), env.daemon_log_tail());
     env.assert_server_contacts(&specs, true);
     let db = env.phone.daemon.dirs().data.join("imsync/state.db");
     let edit = |specs: &mut [harness::ContactSpec], i: usize, what: &str| {
@@ -65,11 +49,11 @@ async fn unchanged_contacts_are_not_converted_until_the_server_wants_everything(
     let modified: Vec<String> = [5usize, 17, 60].iter().map(|&i| edit(&mut specs, i, "incremental")).collect();
     env.phone.book().modify_contacts(&modified).await.unwrap();
     let o = sync.run_backup(JOB_TIMEOUT).await.unwrap();
-    assert_eq!(o.state, "succeeded", "{}\n{}", describe(&o), env.daemon_log_tail());
+    assert_eq!(o.state, "succeeded", "{}\n{}", o.summary("contacts"), env.daemon_log_tail());
     let c = o.report.class("contacts");
     let incremental = c.mode.clone();
-    assert!(matches!(incremental.as_str(), "two-way" | "one-way-from-client"), "{}", describe(&o));
-    assert_eq!((c.added, c.replaced, c.deleted), (0, 3, 0), "{}", describe(&o));
+    assert!(matches!(incremental.as_str(), "two-way" | "one-way-from-client"), "{}", o.summary("contacts"));
+    assert_eq!((c.added, c.replaced, c.deleted), (0, 3, 0), "{}", o.summary("contacts"));
     env.assert_server_contacts(&specs, true);
     let with_digest = sqlite(&db, "SELECT count(*) FROM items WHERE class = 'contacts' AND length(source_digest) = 16");
     assert_eq!(with_digest, "[(80,)]");
@@ -85,10 +69,10 @@ async fn unchanged_contacts_are_not_converted_until_the_server_wants_everything(
     env.phone.seed(&added).await.unwrap();
     specs.extend(added);
     let o = sync.run_backup(JOB_TIMEOUT).await.unwrap();
-    assert_eq!(o.state, "succeeded", "{}\n{}", describe(&o), env.daemon_log_tail());
+    assert_eq!(o.state, "succeeded", "{}\n{}", o.summary("contacts"), env.daemon_log_tail());
     let c = o.report.class("contacts");
     // a slow sync sends all 81 (the 80 skipped as unchanged read after all)
-    assert_eq!((c.mode.as_str(), c.added + c.replaced, c.failed), ("slow", 81, 0), "{}", describe(&o));
+    assert_eq!((c.mode.as_str(), c.added + c.replaced, c.failed), ("slow", 81, 0), "{}", o.summary("contacts"));
     env.assert_server_contacts(&specs, true);
     assert!(env.daemon_log_tail().contains("reading the unchanged ones") || env.phone.daemon.logs().contains("reading the unchanged ones"));
 
@@ -96,8 +80,8 @@ async fn unchanged_contacts_are_not_converted_until_the_server_wants_everything(
     let modified: Vec<String> = [33usize].iter().map(|&i| edit(&mut specs, i, "afterwards")).collect();
     env.phone.book().modify_contacts(&modified).await.unwrap();
     let o = sync.run_backup(JOB_TIMEOUT).await.unwrap();
-    assert_eq!(o.state, "succeeded", "{}\n{}", describe(&o), env.daemon_log_tail());
+    assert_eq!(o.state, "succeeded", "{}\n{}", o.summary("contacts"), env.daemon_log_tail());
     let c = o.report.class("contacts");
-    assert_eq!((c.mode.as_str(), c.replaced), (incremental.as_str(), 1), "{}", describe(&o));
+    assert_eq!((c.mode.as_str(), c.replaced), (incremental.as_str(), 1), "{}", o.summary("contacts"));
     env.assert_server_contacts(&specs, true);
 }
