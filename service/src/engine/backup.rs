@@ -415,7 +415,8 @@ impl Engine {
         // An incremental backup does not convert items the server already has as they are
         // (their digest is known); a session that must send everything (slow, refresh) reads
         // them after all (see `fill_skipped`).
-        let known = if has_state && matches!(requested, SyncMode::TwoWay | SyncMode::OneWayFromClient) {
+        let incremental = has_state && matches!(requested, SyncMode::TwoWay | SyncMode::OneWayFromClient);
+        let known = if incremental {
             known_digests(&tracked)
         } else {
             HashMap::new()
@@ -435,10 +436,10 @@ impl Engine {
         }
         // Items a broken session sent as Add (recorded with no hash) may be on the server
         // without a map: hold them back and let the server show them (see the module doc).
-        let broken_before = has_state && state.as_ref().is_some_and(|st| st.needs_slow_sync);
+        let broken_before = state.as_ref().is_some_and(|st| st.needs_slow_sync);
         let mut held: HashMap<Vec<u8>, Vec<u64>> = HashMap::new();
         let mut held_back = 0;
-        if broken_before && matches!(requested, SyncMode::TwoWay | SyncMode::OneWayFromClient) {
+        if incremental && broken_before {
             let in_flight: HashSet<u64> = tracked.iter().filter(|t| t.hash.is_empty()).map(|t| t.luid).collect();
             plan.changes.retain(|p| {
                 let Some(ix) = p.item.filter(|_| p.kind == PlannedKind::Replace && in_flight.contains(&p.luid)) else {
@@ -537,8 +538,8 @@ impl Engine {
                                 luid: p.luid,
                                 source_id: p.source_id.to_string(),
                                 local_id: p.local_id.clone(),
-                                hash: Vec::new(),
-                                source_digest: Vec::new(),
+                                // not confirmed yet
+                                ..TrackedItem::default()
                             })
                             .collect();
                         let next = run.plan.next_luid;
@@ -725,7 +726,7 @@ impl Engine {
 /// not sent.
 async fn fill_skipped(run: &mut ClassRun, ctx: &JobContext) -> Result<(), EngineError> {
     let mut skipped: HashMap<(std::sync::Arc<str>, String), usize> = HashMap::new();
-    for (i, c) in run.items.iter().enumerate().filter(|(_, c)| c.known_hash.is_some() && c.data.is_empty()) {
+    for (i, c) in run.items.iter().enumerate().filter(|(_, c)| c.unread()) {
         skipped.insert((c.source_id.clone(), c.local_id.clone()), i);
     }
     if skipped.is_empty() {
@@ -756,7 +757,7 @@ fn changes_for(run: &mut ClassRun, mode: syncml::session::SyncMode, format: Wire
     let mut out = Vec::with_capacity(list.len());
     for (i, p) in list.iter().enumerate() {
         // An unchanged item that vanished before a slow sync could read it: nothing to send.
-        if p.item.is_some_and(|ix| run.items[ix].known_hash.is_some() && run.items[ix].data.is_empty()) {
+        if p.item.is_some_and(|ix| run.items[ix].unread()) {
             continue;
         }
         let luid = p.luid.to_string();

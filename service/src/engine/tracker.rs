@@ -27,6 +27,11 @@ impl CurrentItem {
     pub fn new(source_id: Arc<str>, local_id: String, data: Vec<u8>) -> CurrentItem {
         CurrentItem { source_id, local_id, data, digest: None, known_hash: None }
     }
+
+    /// Skipped as unchanged and not read since: its wire form is not at hand.
+    pub fn unread(&self) -> bool {
+        self.known_hash.is_some() && self.data.is_empty()
+    }
 }
 
 pub fn hash(data: &[u8]) -> Vec<u8> {

@@ -113,7 +113,13 @@ impl AddressBook {
     /// Converts one vCard from EDS into a [`SourceItem`], re-embedding photos that the
     /// backend keeps in files.
     pub(super) async fn convert(vcard: String) -> SourceItem {
-        let digest = Some(crate::engine::tracker::digest(vcard.as_bytes()));
+        let digest = crate::engine::tracker::digest(vcard.as_bytes());
+        AddressBook::convert_digested(vcard, digest).await
+    }
+
+    /// [`AddressBook::convert`] of a vCard whose digest the caller already computed.
+    async fn convert_digested(vcard: String, digest: [u8; 16]) -> SourceItem {
+        let digest = Some(digest);
         let item = Item::from_wire(vcard.as_bytes(), WireFormat::VCard30);
         let local_id = match &item {
             Ok(i) => i.uid().unwrap_or_default().to_string(),
@@ -170,7 +176,7 @@ impl AddressBook {
                         if known.contains(&digest) {
                             unchanged.push(digest);
                         } else {
-                            page.push(AddressBook::convert(v).await);
+                            page.push(AddressBook::convert_digested(v, digest).await);
                         }
                     }
                     if !unchanged.is_empty() {
