@@ -144,6 +144,8 @@ fn main() {
         max_msg_size: 150_000,
         max_obj_size: 4_000_000,
         devinf,
+        send_devinf: true,
+        known_server_devinf: None,
         stores: vec![StoreConfig {
             local_uri: "./contacts".into(),
             remote_uri: "contacts".into(),

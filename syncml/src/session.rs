@@ -283,8 +283,16 @@ pub struct SessionConfig {
     /// What we announce (and accept).
     pub max_msg_size: u32,
     pub max_obj_size: u32,
-    /// Ours, sent with `Put ./devinf12` in the first message.
+    /// Ours, sent with `Put ./devinf12` in the first message (if `send_devinf`), and as
+    /// `Results` whenever the server asks for it with `Get`.
     pub devinf: DevInf,
+    /// Put our DevInf in package 1. A client that knows the server already has this very
+    /// DevInf (from an earlier session) may leave it out: the server keeps what it got.
+    pub send_devinf: bool,
+    /// The server's DevInf as received in an earlier session. With it, package 1 has no
+    /// `Get ./devinf12` (the server's DevInf is often 10 KB or more), and
+    /// [`ClientSession::server_devinf`] answers from it until the server sends a new one.
+    pub known_server_devinf: Option<DevInf>,
     pub stores: Vec<StoreConfig>,
 }
 
@@ -300,6 +308,8 @@ impl SessionConfig {
             max_msg_size: 150_000,
             max_obj_size: 4_000_000,
             devinf: DevInf::default(),
+            send_devinf: true,
+            known_server_devinf: None,
             stores: Vec::new(),
         }
     }
@@ -406,7 +416,7 @@ pub enum Event {
     Failed(SessionError),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionReport {
     pub stores: Vec<StoreReport>,
     /// Raw (decoded) nonce for the next session's md5 credentials.
@@ -676,6 +686,7 @@ impl ClientSession {
                 full: false,
             })
             .collect();
+        let server_devinf = cfg.known_server_devinf.clone();
         ClientSession {
             url: cfg.server_url.clone(),
             send_cred: cfg.credentials.is_some(),
@@ -697,7 +708,7 @@ impl ClientSession {
             server_max_msg_size: None,
             server_max_obj_size: None,
             next_nonce: None,
-            server_devinf: None,
+            server_devinf,
             warnings: Vec::new(),
             messages_sent: 0,
             bytes_sent: 0,
@@ -1860,29 +1871,32 @@ impl ClientSession {
         if self.stage == Stage::Init && !self.our_final_sent {
             // Package 1 (or its retry after a 401): always a single message.
             self.sent.clear();
-            let devinf = self.our_devinf();
             let devinf_type = self.encoding.devinf_type();
             let devinf_uri = self.devinf_uri();
-            let id = next_cmd_id!();
-            msg.body.push(Command::Put(PutGet {
-                cmd_id: id.clone(),
-                meta: Some(Meta::with_type(devinf_type)),
-                items: vec![Item {
-                    source: Some(Location::new(devinf_uri)),
-                    data: Some(ItemData::DevInf(Box::new(devinf))),
-                    ..Item::default()
-                }],
-                ..PutGet::default()
-            }));
-            self.sent.insert((msg_id.clone(), id), SentCmd::Put);
-            let id = next_cmd_id!();
-            msg.body.push(Command::Get(PutGet {
-                cmd_id: id.clone(),
-                meta: Some(Meta::with_type(devinf_type)),
-                items: vec![Item { target: Some(Location::new(devinf_uri)), ..Item::default() }],
-                ..PutGet::default()
-            }));
-            self.sent.insert((msg_id.clone(), id), SentCmd::Get);
+            if self.cfg.send_devinf {
+                let id = next_cmd_id!();
+                msg.body.push(Command::Put(PutGet {
+                    cmd_id: id.clone(),
+                    meta: Some(Meta::with_type(devinf_type)),
+                    items: vec![Item {
+                        source: Some(Location::new(devinf_uri)),
+                        data: Some(ItemData::DevInf(Box::new(self.our_devinf()))),
+                        ..Item::default()
+                    }],
+                    ..PutGet::default()
+                }));
+                self.sent.insert((msg_id.clone(), id), SentCmd::Put);
+            }
+            if self.cfg.known_server_devinf.is_none() {
+                let id = next_cmd_id!();
+                msg.body.push(Command::Get(PutGet {
+                    cmd_id: id.clone(),
+                    meta: Some(Meta::with_type(devinf_type)),
+                    items: vec![Item { target: Some(Location::new(devinf_uri)), ..Item::default() }],
+                    ..PutGet::default()
+                }));
+                self.sent.insert((msg_id.clone(), id), SentCmd::Get);
+            }
             for (i, st) in self.stores.iter().enumerate() {
                 let id = next_cmd_id!();
                 msg.body.push(Command::Alert(Alert {

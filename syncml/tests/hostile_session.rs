@@ -23,6 +23,8 @@ fn config() -> SessionConfig {
         max_msg_size: 150_000,
         max_obj_size: 4_000_000,
         devinf: DevInf { ver_dtd: "1.2".into(), dev_id: "dev-1".into(), dev_typ: "phone".into(), ..DevInf::default() },
+        send_devinf: true,
+        known_server_devinf: None,
         stores: vec![StoreConfig {
             local_uri: "./contacts".into(),
             remote_uri: "contacts".into(),
@@ -72,8 +74,7 @@ fn run(case: Option<&corpus::Case>, encoding: Encoding) -> (Outcome, bool, u32) 
             Event::Send { body, .. } => {
                 let client = Encoding::sniff(&body).decode(&body).expect("client message decodes");
                 let benign = peer.answer(&client);
-                let names = corpus::command_names(&client);
-                let hostile = case.filter(|c| c.applies(n, &names, &mut seen));
+                let hostile = case.filter(|c| c.applies(n, &client, &mut seen));
                 n += 1;
                 let ctx = Ctx { client: &client, benign, enc: Encoding::sniff(&body) };
                 let action = match hostile {

@@ -180,7 +180,7 @@ impl Peer {
             }
         }
         out.body.extend(alerts);
-        let is_init = m.body.iter().any(|c| matches!(c, Command::Put(_)));
+        let is_init = m.body.iter().any(|c| matches!(c, Command::Alert(a) if a.data != Some(222)));
         if is_init {
             out.final_ = true;
         } else if m.final_ && !self.sent_server_sync {
@@ -238,6 +238,8 @@ fn config(stores: &[(&str, SyncMode)], max_msg_size: u32) -> SessionConfig {
         max_msg_size,
         max_obj_size: 100_000,
         devinf: DevInf { ver_dtd: "1.2".into(), dev_id: "dev-1".into(), dev_typ: "phone".into(), ..DevInf::default() },
+        send_devinf: true,
+        known_server_devinf: None,
         stores: stores
             .iter()
             .map(|(s, mode)| StoreConfig {
@@ -690,6 +692,58 @@ fn negotiated_format_and_progress() {
     let Command::Add(a) = &sy.commands[0] else { panic!() };
     assert_eq!(a.meta.as_ref().unwrap().type_.as_deref(), Some("text/x-vcard"));
     let _ = alert_codes;
+}
+
+/// A client that knows the server has its DevInf, and knows the server's, sends neither
+/// `Put` nor `Get` in package 1, and negotiates with the DevInf it knows.
+#[test]
+fn known_devinf_leaves_put_and_get_out_of_package_1() {
+    let mut peer = Peer::new(150_000);
+    let known = DevInf {
+        ver_dtd: "1.2".into(),
+        dev_id: "server".into(),
+        dev_typ: "server".into(),
+        data_stores: vec![syncml::devinf::DataStore {
+            source_ref: "contacts".into(),
+            rx_pref: Some(syncml::devinf::ContentTypeVersion::new("text/x-vcard", "2.1")),
+            ..Default::default()
+        }],
+        ..DevInf::default()
+    };
+    let cfg = SessionConfig { send_devinf: false, known_server_devinf: Some(known.clone()), ..config(&[("contacts", SyncMode::Slow)], 150_000) };
+    let mut s = ClientSession::new(cfg);
+    let mut at_need = None;
+    let report = loop {
+        match s.poll() {
+            Event::Send { body, .. } => {
+                let resp = peer.answer(&body);
+                s.receive(200, None, &resp);
+            }
+            Event::NeedChanges { store, .. } => {
+                at_need = s.server_devinf().cloned();
+                s.provide_changes(&store, vec![Change::Add { luid: "1".into(), data: vcard(1) }]);
+            }
+            Event::ServerItems { store, items } => {
+                let r = items.iter().map(|i| ItemResult { handle: i.handle, status: 201, luid: None }).collect();
+                s.server_item_results(&store, r);
+            }
+            Event::Finished(r) => break r,
+            Event::Failed(e) => panic!("{e}"),
+        }
+    };
+    let first = &peer.received[0];
+    assert!(!first.body.iter().any(|c| matches!(c, Command::Put(_) | Command::Get(_))), "{:?}", first.body);
+    assert_eq!(alert_codes(first), vec![201]);
+    assert_eq!(at_need.as_ref(), Some(&known));
+    assert_eq!(report.server_devinf.as_ref(), Some(&known));
+    assert_eq!(report.store("./contacts").unwrap().item_results.len(), 1);
+
+    // The default still sends both.
+    let mut peer = Peer::new(150_000);
+    let mut s = ClientSession::new(config(&[("contacts", SyncMode::Slow)], 150_000));
+    run(&mut s, &mut peer, vec![]).unwrap();
+    let kinds: Vec<bool> = peer.received[0].body.iter().map(|c| matches!(c, Command::Put(_) | Command::Get(_))).collect();
+    assert_eq!(kinds.iter().filter(|k| **k).count(), 2);
 }
 
 #[test]

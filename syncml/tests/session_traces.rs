@@ -86,6 +86,8 @@ fn config_from_recorded(m1: &Message) -> SessionConfig {
         max_msg_size: meta.max_msg_size.unwrap() as u32,
         max_obj_size: meta.max_obj_size.unwrap() as u32,
         devinf,
+        send_devinf: true,
+        known_server_devinf: None,
         stores,
     }
 }

@@ -131,11 +131,10 @@ fn serve(mut c: TcpStream, state: &Mutex<State>, cases: &[corpus::Case], stop: &
         s.log.messages += 1;
         let alerts = s.peer.client_anchors.clone();
         s.log.alerts = alerts;
-        let names = corpus::command_names(&client);
         let n = s.n;
         s.n += 1;
         let mut seen = s.seen_cmd;
-        let hostile = s.case.map(|i| &cases[i]).filter(|case| case.applies(n, &names, &mut seen));
+        let hostile = s.case.map(|i| &cases[i]).filter(|case| case.applies(n, &client, &mut seen));
         s.seen_cmd = seen;
         let ctx = corpus::Ctx { client: &client, benign, enc };
         match hostile {

@@ -69,6 +69,8 @@ impl Client {
             max_msg_size: self.max_msg_size,
             max_obj_size: 4_000_000,
             devinf: devinf(&self.dev),
+            send_devinf: true,
+            known_server_devinf: None,
             stores: vec![StoreConfig {
                 local_uri: "./contacts".into(),
                 remote_uri: "contacts".into(),

@@ -332,6 +332,13 @@ impl Engine {
                 }
             })
             .collect();
+        let remote_uris: Vec<&str> = runs.iter().map(|r| r.settings.remote_uri.as_str()).collect();
+        let exchange = self.devinf_exchange(
+            account,
+            super::devinf::client_devinf(&device_id, &runs.iter().map(|r| (r.class, r.format)).collect::<Vec<_>>()),
+            &remote_uris,
+            true,
+        )?;
         let cfg = SessionConfig {
             server_url: account.server_url.clone(),
             device_id: device_id.clone(),
@@ -339,7 +346,9 @@ impl Engine {
             credentials,
             max_msg_size: self.options.max_msg_size,
             max_obj_size: self.options.max_obj_size,
-            devinf: super::devinf::client_devinf(&device_id, &runs.iter().map(|r| (r.class, r.format)).collect::<Vec<_>>()),
+            devinf: exchange.ours.clone(),
+            send_devinf: exchange.send_ours,
+            known_server_devinf: exchange.known_theirs.clone(),
             stores,
         };
 
@@ -351,6 +360,7 @@ impl Engine {
                 report.bytes_received += sr.bytes_received;
                 self.remember_nonce(&name, &sr)?;
                 self.remember_encoding(&name, &sr)?;
+                self.remember_devinf(account, &exchange, &sr)?;
                 for w in &sr.warnings {
                     tracing::info!(job = ctx.id, warning = %w, "tolerated from the server");
                 }
@@ -365,6 +375,8 @@ impl Engine {
             }
             Err(e) => {
                 tracing::warn!(job = ctx.id, error = %e, "session failed; no sync state was changed");
+                // What went wrong may be what we took for known: exchange DevInf next time.
+                self.with_store(|s| s.forget_devinf(&name))?;
                 for mut run in runs {
                     run.report.fail(e.kind(), e.to_string());
                     report.put_class(run.class, run.report);

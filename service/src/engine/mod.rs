@@ -310,6 +310,35 @@ impl Engine {
         Ok(())
     }
 
+    /// Which DevInf a session with `account`'s server sends and asks for (see
+    /// [`devinf::Exchange`]).
+    fn devinf_exchange(
+        &self,
+        account: &crate::profile::Account,
+        ours: syncml::DevInf,
+        remote_uris: &[&str],
+        use_cache: bool,
+    ) -> Result<devinf::Exchange, EngineError> {
+        let cache = self.with_store(|s| s.devinf_cache(&account.name()))?;
+        Ok(devinf::Exchange::plan(ours, cache, &account.server_url, remote_uris, use_cache, crate::profile::store::now()))
+    }
+
+    /// Record what a session that ended well exchanged. Items the server refused as of an
+    /// unsupported type (415) mean its DevInf as we know it may be out of date: forget it.
+    fn remember_devinf(
+        &self,
+        account: &crate::profile::Account,
+        exchange: &devinf::Exchange,
+        sr: &syncml::session::SessionReport,
+    ) -> Result<(), EngineError> {
+        let name = account.name();
+        if sr.stores.iter().any(|st| st.item_results.iter().any(|r| r.status == 415)) {
+            return Ok(self.with_store(|s| s.forget_devinf(&name))?);
+        }
+        let (theirs, ours) = exchange.learned(sr);
+        Ok(self.with_store(|s| s.remember_devinf(&name, &account.server_url, theirs.as_deref(), ours.as_ref().map(|d| d.as_slice())))?)
+    }
+
     /// The encoding to start a session with: WBXML unless this server refused it before.
     fn encoding_for(&self, account: &str) -> Result<syncml::session::Encoding, EngineError> {
         Ok(match self.with_store(|s| s.server_encoding(account))?.as_deref() {

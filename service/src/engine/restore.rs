@@ -228,6 +228,16 @@ impl Engine {
                 content_version: canonical_format(r.class).version().to_string(),
             })
             .collect();
+        // The server picks the formats it sends from our DevInf: always send it, and take theirs.
+        let exchange = self.devinf_exchange(
+            account,
+            super::devinf::client_devinf(
+                &device_id,
+                &runs.iter().map(|r| (r.class, canonical_format(r.class))).collect::<Vec<_>>(),
+            ),
+            &[],
+            false,
+        )?;
         let cfg = SessionConfig {
             server_url: account.server_url.clone(),
             device_id: device_id.clone(),
@@ -235,10 +245,9 @@ impl Engine {
             credentials: self.credentials(account, password)?,
             max_msg_size: self.options.max_msg_size,
             max_obj_size: self.options.max_obj_size,
-            devinf: super::devinf::client_devinf(
-                &device_id,
-                &runs.iter().map(|r| (r.class, canonical_format(r.class))).collect::<Vec<_>>(),
-            ),
+            devinf: exchange.ours.clone(),
+            send_devinf: exchange.send_ours,
+            known_server_devinf: exchange.known_theirs.clone(),
             stores,
         };
 
@@ -313,6 +322,7 @@ impl Engine {
         report.bytes_received += sr.bytes_received;
         self.remember_nonce(&name, &sr)?;
         self.remember_encoding(&name, &sr)?;
+        self.remember_devinf(account, &exchange, &sr)?;
         for mut run in runs {
             match sr.stores.iter().find(|s| s.local_uri == super::local_uri(run.class)) {
                 Some(st) if st.ok() => {

@@ -108,4 +108,16 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE items ADD COLUMN source_digest BLOB;
     "#,
+    // 6: what each account's server knows of us and we of it, so that a session need not
+    //    exchange DevInf every time: the server's DevInf (XML) as last received, and a
+    //    digest of the DevInf the server last took from us. Both about `server_url` only.
+    r#"
+    CREATE TABLE server_devinf (
+        account_id   INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+        server_url   TEXT NOT NULL,
+        theirs       BLOB,
+        theirs_at    INTEGER NOT NULL DEFAULT 0,
+        ours_digest  BLOB
+    );
+    "#,
 ];

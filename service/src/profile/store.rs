@@ -19,6 +19,18 @@ pub struct Store {
     conn: Connection,
 }
 
+/// The DevInf exchanged with an account's server (see [`Store::devinf_cache`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DevInfCache {
+    pub server_url: String,
+    /// The server's DevInf as XML (`syncml::codec::xml::encode_devinf`).
+    pub theirs: Option<Vec<u8>>,
+    /// When `theirs` was received (Unix seconds).
+    pub theirs_at: i64,
+    /// Digest of the DevInf the server last took from us.
+    pub ours_digest: Option<Vec<u8>>,
+}
+
 /// What the last successful session of a class left behind.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClassState {
@@ -394,6 +406,54 @@ impl Store {
         Ok(())
     }
 
+    /// What is known of the DevInf exchanged with `account`'s server (see migration 6).
+    pub fn devinf_cache(&self, account: &str) -> Result<Option<DevInfCache>, ProfileError> {
+        let id = self.require_account_id(account)?;
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT server_url, theirs, theirs_at, ours_digest FROM server_devinf WHERE account_id = ?1",
+                [id],
+                |r| Ok(DevInfCache { server_url: r.get(0)?, theirs: r.get(1)?, theirs_at: r.get(2)?, ours_digest: r.get(3)? }),
+            )
+            .optional()?)
+    }
+
+    /// Record, after a session with `server_url` that ended well, the server's DevInf if it
+    /// sent one (`None` keeps what is known) and the digest of the DevInf we sent, if we did
+    /// (`None` keeps what is known). Another server URL than the recorded one starts afresh.
+    pub fn remember_devinf(
+        &self,
+        account: &str,
+        server_url: &str,
+        theirs: Option<&[u8]>,
+        ours_digest: Option<&[u8]>,
+    ) -> Result<(), ProfileError> {
+        let id = self.require_account_id(account)?;
+        self.conn.execute(
+            "INSERT INTO server_devinf (account_id, server_url, theirs, theirs_at, ours_digest)
+             VALUES (?1, ?2, ?3, CASE WHEN ?3 IS NULL THEN 0 ELSE ?5 END, ?4)
+             ON CONFLICT(account_id) DO UPDATE SET
+                 theirs = CASE WHEN server_url != excluded.server_url OR excluded.theirs IS NOT NULL
+                          THEN excluded.theirs ELSE theirs END,
+                 theirs_at = CASE WHEN server_url != excluded.server_url OR excluded.theirs IS NOT NULL
+                             THEN excluded.theirs_at ELSE theirs_at END,
+                 ours_digest = CASE WHEN server_url != excluded.server_url OR excluded.ours_digest IS NOT NULL
+                               THEN excluded.ours_digest ELSE ours_digest END,
+                 server_url = excluded.server_url",
+            params![id, server_url, theirs, ours_digest, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Forget the DevInf exchange with `account`'s server: the next session sends ours and
+    /// asks for theirs.
+    pub fn forget_devinf(&self, account: &str) -> Result<(), ProfileError> {
+        let id = self.require_account_id(account)?;
+        self.conn.execute("DELETE FROM server_devinf WHERE account_id = ?1", [id])?;
+        Ok(())
+    }
+
     pub fn class_state(&self, account: &str, class: DataClass) -> Result<Option<ClassState>, ProfileError> {
         let id = self.require_account_id(account)?;
         let row = self
@@ -636,6 +696,26 @@ fn write_state(tx: &Transaction<'_>, id: i64, cls: &str, c: &SessionCommit) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn devinf_cache_keeps_what_a_session_did_not_renew_and_forgets_another_server() {
+        let (s, name) = store_with_account();
+        assert_eq!(s.devinf_cache(&name).unwrap(), None);
+        s.remember_devinf(&name, "https://a/sync", Some(b"<DevInf/>"), Some(b"d1")).unwrap();
+        let c = s.devinf_cache(&name).unwrap().unwrap();
+        assert_eq!((c.theirs.as_deref(), c.ours_digest.as_deref()), (Some(&b"<DevInf/>"[..]), Some(&b"d1"[..])));
+        assert!(c.theirs_at > 0);
+        // a session that sent ours again but got nothing new keeps theirs
+        s.remember_devinf(&name, "https://a/sync", None, Some(b"d2")).unwrap();
+        let c = s.devinf_cache(&name).unwrap().unwrap();
+        assert_eq!((c.theirs.as_deref(), c.ours_digest.as_deref()), (Some(&b"<DevInf/>"[..]), Some(&b"d2"[..])));
+        // another server: nothing of the old one is kept
+        s.remember_devinf(&name, "https://b/sync", None, Some(b"d3")).unwrap();
+        let c = s.devinf_cache(&name).unwrap().unwrap();
+        assert_eq!((c.server_url.as_str(), c.theirs, c.theirs_at, c.ours_digest.as_deref()), ("https://b/sync", None, 0, Some(&b"d3"[..])));
+        s.forget_devinf(&name).unwrap();
+        assert_eq!(s.devinf_cache(&name).unwrap(), None);
+    }
 
     fn store_with_account() -> (Store, String) {
         let mut s = Store::open_in_memory().unwrap();

@@ -35,6 +35,21 @@ pub fn encode(msg: &Message) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// A DevInf as a standalone XML document (`<DevInf xmlns='syncml:devinf'>`), e.g. to keep
+/// a server's DevInf between sessions.
+pub fn encode_devinf(d: &crate::devinf::DevInf) -> Vec<u8> {
+    let root = super::devinf_map::devinf_to_element(d);
+    let mut out = String::with_capacity(XML_DECL.len() + size_hint(&root));
+    out.push_str(XML_DECL);
+    write_element(&mut out, &root);
+    out.into_bytes()
+}
+
+/// Decode what [`encode_devinf`] wrote.
+pub fn decode_devinf(input: &[u8]) -> Result<crate::devinf::DevInf, DecodeError> {
+    super::devinf_map::devinf_from(&parse_tree(input)?)
+}
+
 /// An estimate of the encoded size of `el` (content plus tags).
 fn size_hint(el: &Element) -> usize {
     5 + 2 * el.name.len()

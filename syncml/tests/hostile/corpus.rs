@@ -29,8 +29,9 @@ pub enum Action {
 pub enum When {
     /// Exactly the n-th.
     Msg(usize),
-    /// Every message of the client's first package (those carrying `Put`:
-    /// also when the client starts over, e.g. in XML after a WBXML failure).
+    /// Every message of the client's first package (MsgID 1: also when the
+    /// client starts over, e.g. in XML after a WBXML failure; it carries our
+    /// DevInf only when the server does not have it yet).
     Init,
     /// The n-th and every later one.
     From(usize),
@@ -79,10 +80,11 @@ pub struct Case {
 impl Case {
     /// Whether client message `n` (which carries `cmds`) gets the hostile
     /// answer; `seen` tells whether an earlier one already matched a `Cmd`.
-    pub fn applies(&self, n: usize, cmds: &[&str], seen_cmd: &mut bool) -> bool {
+    pub fn applies(&self, n: usize, client: &Message, seen_cmd: &mut bool) -> bool {
+        let cmds = command_names(client);
         match self.when {
             When::Msg(m) => n == m,
-            When::Init => cmds.contains(&"Put"),
+            When::Init => client.hdr.msg_id.trim() == "1",
             When::From(m) => n >= m,
             When::Cmd(c) => {
                 if !*seen_cmd && cmds.contains(&c) {
