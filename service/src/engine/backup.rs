@@ -161,7 +161,7 @@ fn success(kind: &PlannedKind, status: u16) -> bool {
 }
 
 /// Per store id: the digests of tracked items the server confirmed → (local id, hash sent).
-type KnownDigests = HashMap<String, HashMap<[u8; 16], (String, [u8; 16])>>;
+type KnownDigests = HashMap<String, HashMap<[u8; 16], (std::sync::Arc<str>, [u8; 16])>>;
 
 fn known_digests(tracked: &[TrackedItem]) -> KnownDigests {
     let mut known: KnownDigests = HashMap::new();
@@ -170,7 +170,7 @@ fn known_digests(tracked: &[TrackedItem]) -> KnownDigests {
         else {
             continue;
         };
-        known.entry(t.source_id.clone()).or_default().insert(d, (t.local_id.clone(), h));
+        known.entry(t.source_id.clone()).or_default().insert(d, (t.local_id.as_str().into(), h));
     }
     known
 }
@@ -225,7 +225,7 @@ async fn read_sources(
                     match it.item {
                         Ok(item) => items.push(CurrentItem {
                             source_id: source_id.clone(),
-                            local_id: it.local_id,
+                            local_id: it.local_id.into(),
                             data: item.into_wire(format),
                             digest: it.digest,
                             known_hash: None,
@@ -549,7 +549,7 @@ impl Engine {
                             .map(|p| TrackedItem {
                                 luid: p.luid,
                                 source_id: p.source_id.to_string(),
-                                local_id: p.local_id.clone(),
+                                local_id: p.local_id.to_string(),
                                 // not confirmed yet
                                 ..TrackedItem::default()
                             })
@@ -657,7 +657,7 @@ impl Engine {
                         upserts.push(TrackedItem {
                             luid: p.luid,
                             source_id: p.source_id.to_string(),
-                            local_id: p.local_id.clone(),
+                            local_id: p.local_id.to_string(),
                             hash: p.hash.to_vec(),
                             source_digest: p.item.and_then(|ix| run.items[ix].digest).map(|d| d.to_vec()).unwrap_or_default(),
                         });
@@ -737,7 +737,7 @@ impl Engine {
 /// them): read the stores again, without skipping. An item gone since keeps no data and is
 /// not sent.
 async fn fill_skipped(run: &mut ClassRun, ctx: &JobContext) -> Result<(), EngineError> {
-    let mut skipped: HashMap<(std::sync::Arc<str>, String), usize> = HashMap::new();
+    let mut skipped: HashMap<(std::sync::Arc<str>, std::sync::Arc<str>), usize> = HashMap::new();
     for (i, c) in run.items.iter().enumerate().filter(|(_, c)| c.unread()) {
         skipped.insert((c.source_id.clone(), c.local_id.clone()), i);
     }
