@@ -79,6 +79,7 @@ pub fn session_receive(data: &[u8]) {
                 let data = b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:A\r\nN:;A;;;\r\nEND:VCARD\r\n".to_vec();
                 s.provide_changes(&store, vec![Change::Add { luid: "c1".into(), data }, Change::Delete { luid: "c2".into() }]);
             }
+            Event::NeedMoreChanges { store } => s.more_changes(&store, vec![], true),
             Event::ServerItems { store, items } => {
                 let results = items
                     .iter()

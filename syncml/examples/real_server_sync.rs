@@ -176,6 +176,7 @@ fn main() {
                 let ch = if mode.client_sends() { changes.take().unwrap_or_default() } else { vec![] };
                 s.provide_changes(&store, ch);
             }
+            Event::NeedMoreChanges { store } => s.more_changes(&store, vec![], true),
             Event::ServerItems { store, items } => {
                 println!("ServerItems {store}: {}", items.len());
                 let results = items

@@ -407,6 +407,11 @@ pub enum Event {
     /// changes since the last session for TwoWay/OneWayFromClient, nothing
     /// for the from-server modes.
     NeedChanges { store: String, mode: SyncMode },
+    /// `store`'s changes were started with [`ClientSession::provide_changes_streamed`] and
+    /// fewer are queued than fill the next message: call
+    /// [`ClientSession::more_changes`] before polling again (with at least one change, or
+    /// with `last`).
+    NeedMoreChanges { store: String },
     /// The server sent items for `store`; call `server_item_results` before
     /// polling again.
     ServerItems { store: String, items: Vec<ServerItem> },
@@ -534,7 +539,12 @@ struct StoreState {
     alert_status: u16,
     sync_status: Option<u16>,
     outgoing: VecDeque<OutChange>,
-    number_of_changes: u32,
+    /// `NumberOfChanges` of the Sync (unknown for a streamed store without a total).
+    number_of_changes: Option<u32>,
+    /// More changes will come with `more_changes` (a streamed store not finished yet).
+    streaming: bool,
+    /// NeedMoreChanges was emitted and not answered yet.
+    awaiting_more: bool,
     sync_started: bool,
     item_results: Vec<ClientItemResult>,
     server_items_received: u32,
@@ -551,7 +561,11 @@ struct StoreState {
 
 impl StoreState {
     fn sync_done(&self) -> bool {
-        self.sync_started && self.outgoing.is_empty()
+        self.sync_started && self.outgoing.is_empty() && !self.streaming
+    }
+    /// Bytes queued and not sent yet.
+    fn queued_bytes(&self) -> u64 {
+        self.outgoing.iter().map(|c| (c.data.len() - c.offset) as u64).sum()
     }
     fn sends_sync(&self) -> bool {
         self.error.is_none() && self.phase == StorePhase::Active
@@ -672,7 +686,9 @@ impl ClientSession {
                 alert_status: 0,
                 sync_status: None,
                 outgoing: VecDeque::new(),
-                number_of_changes: 0,
+                number_of_changes: None,
+                streaming: false,
+                awaiting_more: false,
                 sync_started: false,
                 item_results: Vec::new(),
                 server_items_received: 0,
@@ -750,8 +766,10 @@ impl ClientSession {
         match self.store_idx(store) {
             None => (0, 0),
             Some(i) => {
-                let r = &self.stores[i].item_results;
-                (r.iter().filter(|r| r.status != 0).count() as u32, r.len() as u32)
+                let st = &self.stores[i];
+                let r = &st.item_results;
+                let total = (r.len() as u32).max(st.number_of_changes.unwrap_or(0));
+                (r.iter().filter(|r| r.status != 0).count() as u32, total)
             }
         }
     }
@@ -809,6 +827,8 @@ impl ClientSession {
             st.agreed = None;
             st.alert_status = 0;
             st.error = None;
+            st.streaming = false;
+            st.awaiting_more = false;
         }
     }
 
@@ -855,6 +875,10 @@ impl ClientSession {
                 let msg = format!("NeedChanges for {} was not answered with provide_changes()", s.cfg.local_uri);
                 return self.fail(SessionError::Usage(msg));
             }
+            if s.awaiting_more {
+                let msg = format!("NeedMoreChanges for {} was not answered with more_changes()", s.cfg.local_uri);
+                return self.fail(SessionError::Usage(msg));
+            }
             if !s.awaiting_results.is_empty() && !self.events.iter().any(|e| matches!(e, Event::ServerItems { store, .. } if *store == s.cfg.local_uri)) {
                 let msg = format!("ServerItems for {} were not answered with server_item_results()", s.cfg.local_uri);
                 return self.fail(SessionError::Usage(msg));
@@ -870,6 +894,14 @@ impl ClientSession {
         }
         if self.messages_sent >= MAX_MESSAGES {
             return self.fail(SessionError::TooManyMessages(MAX_MESSAGES));
+        }
+        // A streamed store with less queued than a message holds: ask for more first.
+        if self.stage == Stage::Sync {
+            let fill = self.server_max_msg_size.unwrap_or(u64::from(self.cfg.max_msg_size));
+            if let Some(st) = self.stores.iter_mut().find(|st| st.streaming && st.sends_sync() && !st.full && st.queued_bytes() < fill) {
+                st.awaiting_more = true;
+                return Event::NeedMoreChanges { store: st.cfg.local_uri.clone() };
+            }
         }
         let (msg, accounted) = self.build_message();
         let body = self.encoding.encode(&msg);
@@ -891,24 +923,66 @@ impl ClientSession {
     /// Hand over local changes for `store` after [`Event::NeedChanges`], in
     /// the store's configured content type.
     pub fn provide_changes(&mut self, store: &str, changes: Vec<Change>) {
-        self.provide_changes_impl(store, None, changes)
+        self.provide_changes_impl(store, None, changes);
     }
 
     /// Like [`Self::provide_changes`], with the changes in the format chosen
     /// at NeedChanges time (e.g. from [`Self::server_devinf`]): it becomes the
     /// Meta/Type of the commands of this store's Sync.
     pub fn provide_changes_as(&mut self, store: &str, content_type: &str, content_version: &str, changes: Vec<Change>) {
-        self.provide_changes_impl(store, Some((content_type, content_version)), changes)
+        self.provide_changes_impl(store, Some((content_type, content_version)), changes);
     }
 
-    fn provide_changes_impl(&mut self, store: &str, format: Option<(&str, &str)>, changes: Vec<Change>) {
+    /// Like [`Self::provide_changes_as`], for a store whose changes come a batch at a time
+    /// (a first backup reads a large address book while it sends it): `first` is the first
+    /// batch, [`Event::NeedMoreChanges`] asks for the next ones, and the driver answers
+    /// with [`Self::more_changes`] until it says `last`. `total` (if known) goes out as
+    /// `NumberOfChanges`. The session keeps only about a message's worth of changes queued.
+    pub fn provide_changes_streamed(
+        &mut self,
+        store: &str,
+        content_type: &str,
+        content_version: &str,
+        first: Vec<Change>,
+        total: Option<u32>,
+    ) {
+        if let Some(idx) = self.provide_changes_impl(store, Some((content_type, content_version)), first) {
+            let st = &mut self.stores[idx];
+            if st.agreed.unwrap_or(st.cfg.mode).client_sends() {
+                st.streaming = true;
+                st.number_of_changes = total;
+            }
+        }
+    }
+
+    /// The next batch of a streamed store's changes (see [`Self::provide_changes_streamed`]);
+    /// `last`: there are no more. A batch may be empty only with `last`.
+    pub fn more_changes(&mut self, store: &str, changes: Vec<Change>, last: bool) {
+        let Some(idx) = self.store_idx(store) else {
+            self.fail(SessionError::Usage(format!("more_changes() for unknown store {store:?}")));
+            return;
+        };
+        if !self.stores[idx].streaming {
+            if !changes.is_empty() {
+                self.warn(format!("more_changes() for {store} ignored: its changes are not streamed"));
+            }
+            self.stores[idx].awaiting_more = false;
+            return;
+        }
+        self.queue_changes(idx, changes);
+        let st = &mut self.stores[idx];
+        st.awaiting_more = false;
+        st.streaming = !last;
+    }
+
+    fn provide_changes_impl(&mut self, store: &str, format: Option<(&str, &str)>, changes: Vec<Change>) -> Option<usize> {
         let Some(idx) = self.store_idx(store) else {
             self.fail(SessionError::Usage(format!("provide_changes() for unknown store {store:?}")));
-            return;
+            return None;
         };
         if self.stores[idx].phase != StorePhase::NeedChanges {
             self.warn(format!("provide_changes() for {store} ignored: no NeedChanges pending"));
-            return;
+            return None;
         }
         // The NeedChanges event may not have been polled yet: drop it.
         self.events.retain(|e| !matches!(e, Event::NeedChanges { store: s, .. } if s == store));
@@ -922,32 +996,42 @@ impl ClientSession {
             self.warn(format!("{store}: {} changes ignored in mode {mode:?} (client sends nothing)", changes.len()));
             changes.clear();
         }
-        // Items that do not fit into a message go out as large objects (in
-        // chunks); only the server's MaxObjSize limits their size.
+        self.queue_changes(idx, changes);
+        let st = &mut self.stores[idx];
+        st.number_of_changes = Some(st.outgoing.len() as u32);
+        st.phase = StorePhase::Active;
+        Some(idx)
+    }
+
+    /// Queue changes for sending, each with its result slot. Items that do not fit into a
+    /// message go out as large objects (in chunks); only the server's MaxObjSize limits
+    /// their size. Into a full datastore (420) nothing more goes.
+    fn queue_changes(&mut self, idx: usize, changes: Vec<Change>) {
         let max_obj = self.server_max_obj_size;
+        let st = &mut self.stores[idx];
+        st.item_results.reserve(changes.len());
         for ch in changes {
             let kind = ch.kind();
             let (luid, data) = match ch {
                 Change::Add { luid, data } | Change::Replace { luid, data } => (luid, data),
                 Change::Delete { luid } => (luid, Vec::new()),
             };
-            let result_idx = self.stores[idx].item_results.len();
-            let too_large = if max_obj.is_some_and(|m| data.len() as u64 > m) {
-                Some(format!("item too large: {} bytes exceeds the server's MaxObjSize {}", data.len(), max_obj.unwrap_or(0)))
+            let result_idx = st.item_results.len();
+            let refused = if st.full {
+                Some((0, "not sent: the server's datastore is full (420)".to_string()))
+            } else if max_obj.is_some_and(|m| data.len() as u64 > m) {
+                let why = format!("item too large: {} bytes exceeds the server's MaxObjSize {}", data.len(), max_obj.unwrap_or(0));
+                Some((413, why))
             } else {
                 None
             };
-            let st = &mut self.stores[idx];
-            if let Some(err) = too_large {
-                st.item_results.push(ClientItemResult { luid, kind, status: 413, error: Some(err) });
+            if let Some((status, err)) = refused {
+                st.item_results.push(ClientItemResult { luid, kind, status, error: Some(err) });
                 continue;
             }
             st.item_results.push(ClientItemResult { luid: luid.clone(), kind, status: 0, error: None });
             st.outgoing.push_back(OutChange { kind, luid, data, result_idx, offset: 0 });
         }
-        let st = &mut self.stores[idx];
-        st.number_of_changes = st.outgoing.len() as u32;
-        st.phase = StorePhase::Active;
     }
 
     /// Answer [`Event::ServerItems`] for `store`.
@@ -1755,7 +1839,7 @@ impl ClientSession {
             cmd_id: cmd_id.to_string(),
             target: Some(Location::new(st.cfg.remote_uri.clone())),
             source: Some(Location::new(st.cfg.local_uri.clone())),
-            number_of_changes: Some(st.number_of_changes),
+            number_of_changes: st.number_of_changes,
             ..Sync::default()
         }
     }

@@ -93,6 +93,7 @@ fn run(case: Option<&corpus::Case>, encoding: Encoding) -> (Outcome, bool, u32) 
                 let ch = if mode.client_sends() { changes() } else { vec![] };
                 s.provide_changes(&store, ch);
             }
+            Event::NeedMoreChanges { store } => s.more_changes(&store, vec![], true),
             Event::ServerItems { store, items } => {
                 let r = items.iter().map(|i| ItemResult { handle: i.handle, status: 201, luid: Some(format!("L{}", i.server_id)) }).collect();
                 s.server_item_results(&store, r);

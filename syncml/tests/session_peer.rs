@@ -275,6 +275,7 @@ fn run(s: &mut ClientSession, peer: &mut Peer, mut changes: Vec<(String, Vec<Cha
                 let ch = i.map(|i| changes.remove(i).1).unwrap_or_default();
                 s.provide_changes(&store, ch);
             }
+            Event::NeedMoreChanges { store } => s.more_changes(&store, vec![], true),
             Event::ServerItems { store, items } => {
                 let r = items
                     .iter()
@@ -472,6 +473,7 @@ fn server_items_split_over_messages_and_chunked() {
                 s.receive(200, None, &resp);
             }
             Event::NeedChanges { store, .. } => s.provide_changes(&store, vec![]),
+            Event::NeedMoreChanges { store } => s.more_changes(&store, vec![], true),
             Event::ServerItems { store, items } => {
                 let r = items
                     .iter()
@@ -674,6 +676,7 @@ fn negotiated_format_and_progress() {
                 s.provide_changes_as(&store, "text/x-vcard", "2.1", vec![Change::Add { luid: "1".into(), data: b"BEGIN:VCARD".to_vec() }]);
                 assert_eq!(s.progress(&store), (0, 1));
             }
+            Event::NeedMoreChanges { store } => s.more_changes(&store, vec![], true),
             Event::ServerItems { store, items } => {
                 let r = items.iter().map(|i| ItemResult { handle: i.handle, status: 201, luid: None }).collect();
                 s.server_item_results(&store, r);
@@ -723,6 +726,7 @@ fn known_devinf_leaves_put_and_get_out_of_package_1() {
                 at_need = s.server_devinf().cloned();
                 s.provide_changes(&store, vec![Change::Add { luid: "1".into(), data: vcard(1) }]);
             }
+            Event::NeedMoreChanges { store } => s.more_changes(&store, vec![], true),
             Event::ServerItems { store, items } => {
                 let r = items.iter().map(|i| ItemResult { handle: i.handle, status: 201, luid: None }).collect();
                 s.server_item_results(&store, r);
@@ -850,4 +854,113 @@ fn statuses_of_multi_item_commands_reach_their_items() {
             assert_eq!(s.progress("./contacts"), (100, 100));
         }
     }
+}
+
+/// Changes handed over a batch at a time: the session asks for more only when less than a
+/// message is queued, fills its messages as with all changes given at once, announces the
+/// given total as NumberOfChanges, and ends (Final) only after the last batch.
+#[test]
+fn streamed_changes_are_asked_for_a_message_at_a_time() {
+    for enc in [Encoding::Wbxml, Encoding::Xml] {
+        let limit = 20_000u64;
+        let mut peer = Peer::new(limit);
+        let mut s = ClientSession::with_encoding(config(&[("contacts", SyncMode::Slow)], 150_000), enc);
+        let n = 1500;
+        let mut all = mixed_changes(n, 10_000).into_iter();
+        let batch = 40; // ~40 × 300 bytes: less than a message
+        let (mut asked, mut given, mut max_ahead) = (0, 0usize, 0usize);
+        let r = loop {
+            match s.poll() {
+                Event::Send { body, .. } => {
+                    let resp = peer.answer(&body);
+                    s.receive(200, None, &resp);
+                    // what the server has acknowledged vs what we handed over
+                    let (acked, _) = s.progress("./contacts");
+                    max_ahead = max_ahead.max(given - acked as usize);
+                }
+                Event::NeedChanges { store, .. } => {
+                    let first: Vec<Change> = all.by_ref().take(batch).collect();
+                    given += first.len();
+                    s.provide_changes_streamed(&store, "text/vcard", "3.0", first, Some(n as u32));
+                    assert_eq!(s.progress(&store), (0, n as u32));
+                }
+                Event::NeedMoreChanges { store } => {
+                    asked += 1;
+                    let more: Vec<Change> = all.by_ref().take(batch).collect();
+                    given += more.len();
+                    let last = given == n;
+                    s.more_changes(&store, more, last);
+                }
+                Event::ServerItems { store, items } => {
+                    let r = items.iter().map(|i| ItemResult { handle: i.handle, status: 201, luid: None }).collect();
+                    s.server_item_results(&store, r);
+                }
+                Event::Finished(r) => break r,
+                Event::Failed(e) => panic!("{enc:?}: {e}"),
+            }
+        };
+        assert_eq!(given, n);
+        assert!(asked >= n / batch - 1, "{enc:?}: asked {asked} times");
+        // never much more than two messages' worth handed over and not yet acknowledged
+        assert!(max_ahead <= 2 * (limit as usize / 300) + batch, "{enc:?}: {max_ahead} changes ahead");
+        let c = r.store("./contacts").unwrap();
+        assert!(c.ok() && r.warnings.is_empty(), "{c:?} {:?}", r.warnings);
+        assert_eq!(c.item_results.len(), n);
+        assert!(c.item_results.iter().all(|i| matches!(i.status, 200 | 201) && i.error.is_none()));
+        // messages filled as without streaming; NumberOfChanges is the given total
+        let pkg3: Vec<usize> = (0..peer.received.len())
+            .filter(|&i| peer.received[i].body.iter().any(|c| matches!(c, Command::Sync(_))))
+            .collect();
+        for &i in &pkg3[..pkg3.len() - 1] {
+            let size = peer.sizes[i] as u64;
+            assert!(size <= limit && size + 1024 >= limit, "{enc:?}: message {i} of {size} bytes");
+            assert!(!peer.received[i].final_, "{enc:?}: Final before the last batch");
+        }
+        let Command::Sync(first_sync) = peer.received[pkg3[0]].body.iter().find(|c| matches!(c, Command::Sync(_))).unwrap() else { panic!() };
+        assert_eq!(first_sync.number_of_changes, Some(n as u32));
+    }
+}
+
+/// A stream may end with an empty last batch; a NeedMoreChanges left unanswered fails the
+/// session as a usage error.
+#[test]
+fn streamed_changes_end_empty_and_must_be_answered() {
+    let mut peer = Peer::new(150_000);
+    let mut s = ClientSession::new(config(&[("contacts", SyncMode::Slow)], 150_000));
+    let r = loop {
+        match s.poll() {
+            Event::Send { body, .. } => {
+                let resp = peer.answer(&body);
+                s.receive(200, None, &resp);
+            }
+            Event::NeedChanges { store, .. } => s.provide_changes_streamed(&store, "text/vcard", "3.0", vec![Change::Add { luid: "1".into(), data: vcard(1) }], None),
+            Event::NeedMoreChanges { store } => s.more_changes(&store, vec![], true),
+            Event::ServerItems { store, items } => {
+                let r = items.iter().map(|i| ItemResult { handle: i.handle, status: 201, luid: None }).collect();
+                s.server_item_results(&store, r);
+            }
+            Event::Finished(r) => break r,
+            Event::Failed(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(r.store("./contacts").unwrap().item_results.len(), 1);
+    let Command::Sync(sy) = peer.received[1].body.iter().find(|c| matches!(c, Command::Sync(_))).unwrap() else { panic!() };
+    assert_eq!(sy.number_of_changes, None);
+
+    let mut peer = Peer::new(150_000);
+    let mut s = ClientSession::new(config(&[("contacts", SyncMode::Slow)], 150_000));
+    let failed = loop {
+        match s.poll() {
+            Event::Send { body, .. } => {
+                let resp = peer.answer(&body);
+                s.receive(200, None, &resp);
+            }
+            Event::NeedChanges { store, .. } => s.provide_changes_streamed(&store, "text/vcard", "3.0", vec![], None),
+            Event::NeedMoreChanges { .. } => {} // not answered
+            Event::Finished(_) => panic!("finished without the changes"),
+            Event::Failed(e) => break e,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(matches!(failed, SessionError::Usage(ref m) if m.contains("NeedMoreChanges")), "{failed:?}");
 }

@@ -105,6 +105,7 @@ impl Client {
                     let ch = if mode.client_sends() { ch } else { vec![] };
                     s.provide_changes_as(&store, "text/vcard", "3.0", ch);
                 }
+                Event::NeedMoreChanges { store } => s.more_changes(&store, vec![], true),
                 Event::ServerItems { store, items } => {
                     let mut res = vec![];
                     for it in items {

@@ -571,6 +571,7 @@ impl Engine {
                     ctx.observer.progress(run.class, 0, changes.len() as u32);
                     session.provide_changes_as(&store, format.mime(), format.version(), changes);
                 }
+                Event::NeedMoreChanges { store } => session.more_changes(&store, Vec::new(), true),
                 Event::ServerItems { store, items } => {
                     let mut run = runs.iter_mut().find(|r| super::local_uri(r.class) == store);
                     let mut results = Vec::with_capacity(items.len());

@@ -264,6 +264,7 @@ impl Engine {
                     Err(e) => break Err(e),
                 },
                 Event::NeedChanges { store, .. } => session.provide_changes(&store, Vec::new()),
+                Event::NeedMoreChanges { store } => session.more_changes(&store, Vec::new(), true),
                 Event::ServerItems { store, items } => {
                     let Some(run) = runs.iter_mut().find(|r| super::local_uri(r.class) == store) else {
                         let results = items.iter().map(|i| ItemResult { handle: i.handle, status: 404, luid: None }).collect();
