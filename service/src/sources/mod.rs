@@ -110,6 +110,24 @@ pub trait Source: Send {
         sink(Page::Items(items));
         Ok(())
     }
+    /// Pull-style listing, for a caller that sends items while it lists (a first backup streams
+    /// a large address book into the SyncML session a page at a time). `restart == true` starts a
+    /// new listing from the first item; later calls with `false` continue it. `Ok(None)`: the
+    /// listing is complete (and its resources, e.g. an EDS cursor, are released). Pages may repeat
+    /// an item (a contact renamed while listed can come twice; a listing reopened because the store
+    /// changed starts over): callers de-duplicate by local id. Default: `list()` as one page.
+    async fn next_page(&mut self, restart: bool) -> Result<Option<Vec<SourceItem>>, SourceError> {
+        if restart {
+            Ok(Some(self.list().await?))
+        } else {
+            Ok(None)
+        }
+    }
+    /// How many items the store holds now, if it can tell cheaply (EDS address book: the
+    /// cursor's `Total`); `None` otherwise (the default).
+    async fn count(&mut self) -> Result<Option<u32>, SourceError> {
+        Ok(None)
+    }
     /// Whether items can be written into the store (restore).
     fn writable(&self) -> bool {
         false
@@ -147,5 +165,50 @@ pub async fn open_sources(class: DataClass, ctx: &SourceContext<'_>) -> Result<V
             service: format!("a phone store for {class}"),
             detail: "this version of imsync cannot read this class from the phone yet".into(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::item::Contact;
+
+    /// A store that can only list everything at once.
+    struct TwoItems;
+
+    #[async_trait]
+    impl Source for TwoItems {
+        fn class(&self) -> DataClass {
+            DataClass::Contacts
+        }
+        fn id(&self) -> &str {
+            "test:two"
+        }
+        fn display_name(&self) -> &str {
+            "Two"
+        }
+        async fn revision(&mut self) -> Result<String, SourceError> {
+            Ok("1".into())
+        }
+        async fn list(&mut self) -> Result<Vec<SourceItem>, SourceError> {
+            Ok(["a", "b"]
+                .into_iter()
+                .map(|uid| SourceItem {
+                    local_id: uid.into(),
+                    item: Ok(Item::Contact(Contact { uid: Some(uid.into()), ..Contact::default() })),
+                    digest: None,
+                })
+                .collect())
+        }
+    }
+
+    #[tokio::test]
+    async fn by_default_the_pull_listing_is_list_as_one_page() {
+        let mut src = TwoItems;
+        let page = src.next_page(true).await.unwrap().expect("one page");
+        let ids: Vec<&str> = page.iter().map(|i| i.local_id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert!(src.next_page(false).await.unwrap().is_none());
+        assert_eq!(src.count().await.unwrap(), None);
     }
 }

@@ -28,6 +28,9 @@ const PAGE: i32 = 500;
 const STEP_MOVE_FETCH: i32 = 1 | 2;
 const ORIGIN_CURRENT: i32 = 0;
 const ORIGIN_BEGIN: i32 = 1;
+/// How often one pull-style listing ([`Source::next_page`]) is reopened because the book
+/// changed while it was read, before the step's error is returned.
+const REOPENINGS: u32 = 3;
 
 /// An EDS address book (data class contacts, id `eds:<source uid>`).
 ///
@@ -38,6 +41,39 @@ pub struct AddressBook {
     backend: Backend<AddressBookProxy<'static>>,
     info: EdsSourceInfo,
     writable: bool,
+    /// The pull-style listing ([`Source::next_page`]).
+    listing: Listing,
+}
+
+/// Where the pull-style listing of a book stands.
+enum Listing {
+    /// None started, or the last one failed: the next call starts one.
+    Idle,
+    Open(Paging),
+    /// The last listing was read to its end (its cursor is disposed): `next_page(false)`
+    /// says so again.
+    Complete,
+}
+
+/// An open cursor of a pull-style listing.
+struct Paging {
+    cursor: AddressBookCursorProxy<'static>,
+    /// The book's revision when the cursor was opened: the guard of every step.
+    revision: String,
+    /// Where the next step starts: `ORIGIN_BEGIN`, then `ORIGIN_CURRENT`.
+    origin: i32,
+    /// How often this listing was reopened because the book changed.
+    reopened: u32,
+}
+
+/// One page read by [`AddressBook::step`].
+struct Step {
+    /// The contacts whose digest the caller did not know, converted.
+    items: Vec<SourceItem>,
+    /// The digests of the others.
+    unchanged: Vec<[u8; 16]>,
+    /// A short page: the cursor is at the end.
+    last: bool,
 }
 
 impl std::fmt::Debug for AddressBook {
@@ -96,6 +132,7 @@ impl AddressBook {
             backend,
             info,
             writable,
+            listing: Listing::Idle,
         })
     }
 
@@ -137,6 +174,54 @@ impl AddressBook {
         SourceItem { local_id, item, digest }
     }
 
+    /// A [`SourceError::Store`] of the book for a failed cursor call.
+    fn cursor_error(&self, what: &str, e: zbus::Error) -> SourceError {
+        SourceError::Store { store: self.backend.id().to_string(), detail: format!("{what}: {e}") }
+    }
+
+    /// `GetCursor` over every contact, by family then given name. The cursor lives in EDS
+    /// until disposed (or until we leave the bus).
+    async fn open_cursor(&mut self) -> Result<AddressBookCursorProxy<'static>, SourceError> {
+        let path = self
+            .backend
+            .call("opening a cursor", |p| async move {
+                p.get_cursor(ALL, &["family_name", "given_name"], &["ascending", "ascending"]).await
+            })
+            .await?;
+        let proxy = self.proxy();
+        let cursor = async {
+            AddressBookCursorProxy::builder(proxy.inner().connection())
+                .destination(proxy.inner().destination().to_owned())?
+                .path(path)?
+                .cache_properties(CacheProperties::No)
+                .build()
+                .await
+        };
+        cursor.await.map_err(|e| self.cursor_error("opening a cursor", e))
+    }
+
+    /// The next `PAGE` contacts of `cursor` from `origin`, guarded by `revision` (the step
+    /// fails if the book changed since). Contacts whose digest is in `known` are not parsed.
+    async fn step(
+        cursor: &AddressBookCursorProxy<'_>,
+        revision: &str,
+        origin: i32,
+        known: &HashSet<[u8; 16]>,
+    ) -> zbus::Result<Step> {
+        let (got, vcards, _total, _position) = cursor.step(revision, STEP_MOVE_FETCH, origin, PAGE).await?;
+        let mut items = Vec::with_capacity(vcards.len());
+        let mut unchanged = Vec::new();
+        for v in vcards {
+            let digest = crate::engine::tracker::digest(v.as_bytes());
+            if known.contains(&digest) {
+                unchanged.push(digest);
+            } else {
+                items.push(AddressBook::convert_digested(v, digest).await);
+            }
+        }
+        Ok(Step { items, unchanged, last: got < PAGE })
+    }
+
     /// Every contact through an EDS cursor, `PAGE` at a time, guarded by `revision` (a step
     /// fails if the book changed since).
     pub(super) async fn cursor_pages(
@@ -145,54 +230,32 @@ impl AddressBook {
         known: &HashSet<[u8; 16]>,
         sink: &mut (dyn FnMut(Page) + Send),
     ) -> Result<(), SourceError> {
-        let path = self
-            .backend
-            .call("opening a cursor", |p| async move {
-                p.get_cursor(ALL, &["family_name", "given_name"], &["ascending", "ascending"]).await
-            })
-            .await?;
-        let store = self.backend.id().to_string();
-        let fail = |e: zbus::Error| SourceError::Store { store: store.clone(), detail: format!("listing contacts: {e}") };
-        let proxy = self.proxy();
-        let cursor = AddressBookCursorProxy::builder(proxy.inner().connection())
-            .destination(proxy.inner().destination().to_owned())
-            .map_err(fail)?
-            .path(path)
-            .map_err(fail)?
-            .cache_properties(CacheProperties::No)
-            .build()
-            .await
-            .map_err(fail)?;
+        let cursor = self.open_cursor().await?;
         let mut origin = ORIGIN_BEGIN;
         let result = loop {
-            match cursor.step(revision, STEP_MOVE_FETCH, origin, PAGE).await {
-                Ok((got, vcards, _total, _position)) => {
+            match AddressBook::step(&cursor, revision, origin, known).await {
+                Ok(step) => {
                     origin = ORIGIN_CURRENT;
-                    let mut page = Vec::with_capacity(vcards.len());
-                    let mut unchanged = Vec::new();
-                    for v in vcards {
-                        // An unchanged contact is not parsed again.
-                        let digest = crate::engine::tracker::digest(v.as_bytes());
-                        if known.contains(&digest) {
-                            unchanged.push(digest);
-                        } else {
-                            page.push(AddressBook::convert_digested(v, digest).await);
-                        }
+                    if !step.unchanged.is_empty() {
+                        sink(Page::Unchanged(step.unchanged));
                     }
-                    if !unchanged.is_empty() {
-                        sink(Page::Unchanged(unchanged));
-                    }
-                    sink(Page::Items(page));
-                    if got < PAGE {
+                    sink(Page::Items(step.items));
+                    if step.last {
                         break Ok(());
                     }
                 }
-                Err(e) => break Err(fail(e)),
+                Err(e) => break Err(self.cursor_error("listing contacts", e)),
             }
         };
-        // The cursor lives in EDS until disposed (or until we leave the bus).
         let _ = cursor.dispose().await;
         result
+    }
+
+    /// A new cursor for a pull-style listing, guarded by the book's revision now.
+    async fn open_paging(&mut self, reopened: u32) -> Result<Paging, SourceError> {
+        let revision = self.revision().await?;
+        let cursor = self.open_cursor().await?;
+        Ok(Paging { cursor, revision, origin: ORIGIN_BEGIN, reopened })
     }
 
     /// One EDS call for `args` (vCards, or UIDs for Remove). `Ok(Err)`: EDS rejected the
@@ -446,6 +509,59 @@ impl Source for AddressBook {
             }
         }
         unreachable!("the last attempt returns")
+    }
+
+    /// One cursor step of 500 contacts a call (see [`AddressBook::cursor_pages`]); the cursor
+    /// is disposed with the last (short) page. If a step fails because the book changed since
+    /// the cursor was opened, the listing is reopened at the new revision and its first page
+    /// is given (at most three times per listing). `next_page(false)` with no listing started
+    /// (or after one failed) starts one; after a complete listing it is `None` again.
+    async fn next_page(&mut self, restart: bool) -> Result<Option<Vec<SourceItem>>, SourceError> {
+        let mut paging = match std::mem::replace(&mut self.listing, Listing::Idle) {
+            Listing::Open(paging) if !restart => paging,
+            Listing::Complete if !restart => {
+                self.listing = Listing::Complete;
+                return Ok(None);
+            }
+            open => {
+                if let Listing::Open(old) = open {
+                    let _ = old.cursor.dispose().await;
+                }
+                self.open_paging(0).await?
+            }
+        };
+        let none = HashSet::new();
+        loop {
+            match AddressBook::step(&paging.cursor, &paging.revision, paging.origin, &none).await {
+                Ok(step) => {
+                    if step.last {
+                        let _ = paging.cursor.dispose().await;
+                        self.listing = Listing::Complete;
+                    } else {
+                        paging.origin = ORIGIN_CURRENT;
+                        self.listing = Listing::Open(paging);
+                    }
+                    return Ok(Some(step.items));
+                }
+                Err(e) => {
+                    let _ = paging.cursor.dispose().await;
+                    let error = self.cursor_error("listing contacts", e);
+                    if paging.reopened >= REOPENINGS || self.revision().await? == paging.revision {
+                        return Err(error);
+                    }
+                    tracing::debug!(book = %self.info.uid, %error, "address book changed while listed; starting over");
+                    paging = self.open_paging(paging.reopened + 1).await?;
+                }
+            }
+        }
+    }
+
+    /// The `Total` of a cursor over every contact (opened for this and disposed).
+    async fn count(&mut self) -> Result<Option<u32>, SourceError> {
+        let cursor = self.open_cursor().await?;
+        let total = cursor.total().await;
+        let _ = cursor.dispose().await;
+        total.map(Some).map_err(|e| self.cursor_error("counting contacts", e))
     }
 
     fn writable(&self) -> bool {

@@ -62,6 +62,10 @@ pub trait AddressBookCursor {
         count: i32,
     ) -> zbus::Result<(i32, Vec<String>, u32, u32)>;
     fn dispose(&self) -> zbus::Result<()>;
+
+    /// How many contacts the cursor's query matches now.
+    #[zbus(property)]
+    fn total(&self) -> zbus::Result<u32>;
 }
 
 /// `…CalendarFactory` on `org.gnome.evolution.dataserver.Calendar<N>` (calendars, task
