@@ -70,6 +70,22 @@ struct ClassRun {
     held_back: usize,
     /// Held-back items the server sent back and we mapped.
     reclaimed: u32,
+    /// A first backup: the items are read from the stores while the session sends them.
+    stream: Option<Stream>,
+}
+
+/// Where the listing of a streamed class is (see [`pull`]). A first backup to a server sends
+/// every item, so nothing needs them all at once: each page of a store goes into the session
+/// as it is read, and only what the commit needs (LUID, ids, hashes) is kept per item.
+#[derive(Default)]
+struct Stream {
+    /// The store being listed (index into `ClassRun::sources`), and whether its listing began.
+    source: usize,
+    started: bool,
+    /// (store, local id) of every item handed over: a listing may give an item twice.
+    seen: HashSet<(usize, std::sync::Arc<str>)>,
+    /// A store whose listing failed: what it gave went out, the class is reported failed.
+    error: Option<String>,
 }
 
 impl ClassRun {
@@ -433,9 +449,17 @@ impl Engine {
         } else {
             HashMap::new()
         };
-        let listing = read_sources(&mut sources, format, &known, ctx).await?;
+        // A first backup to this server sends every item: they stream into the session (see
+        // `Stream`) instead of all being read first.
+        let stream = !has_state;
+        let listing = if stream {
+            Listing { items: Vec::new(), failed: 0, errors: Vec::new() }
+        } else {
+            read_sources(&mut sources, format, &known, ctx).await?
+        };
         drop(known);
-        let complete_listing = listing.failed == 0;
+        // (a streamed listing is complete once it has reached its end: see `pull`)
+        let complete_listing = !stream && listing.failed == 0;
         report.failed += listing.failed;
         report.errors.extend(listing.errors);
         let items = listing.items;
@@ -472,7 +496,7 @@ impl Engine {
         }
         tracing::info!(
             job = ctx.id, %class, items = items.len(), changes = plan.changes.len(), unchanged = plan.unchanged,
-            mode = %requested, "class prepared"
+            mode = %requested, streamed = stream, "class prepared"
         );
         Ok(Some(ClassRun {
             class,
@@ -497,6 +521,7 @@ impl Engine {
             claimed: HashSet::new(),
             held_back,
             reclaimed: 0,
+            stream: stream.then(Stream::default),
         }))
     }
 
@@ -559,6 +584,18 @@ impl Engine {
                     }
                     let format = negotiate::choose(formats_for(run.class), session.server_devinf(), &run.settings.remote_uri);
                     run.wire = format;
+                    if run.stream.is_some() && mode.client_sends() {
+                        start_stream(run, mode);
+                        let total = stream_total(run).await;
+                        tracing::info!(job = ctx.id, class = %run.class, mode = mode_name(mode), format = format.mime(), items = ?total, "server agreed; streaming the items");
+                        ctx.observer.progress(run.class, 0, total.unwrap_or(0));
+                        let (first, last) = pull(run, format, ctx).await?;
+                        session.provide_changes_streamed(&store, format.mime(), format.version(), first, total);
+                        if last {
+                            session.more_changes(&store, Vec::new(), true);
+                        }
+                        continue;
+                    }
                     if matches!(mode, syncml::session::SyncMode::Slow | syncml::session::SyncMode::RefreshFromClient) {
                         // The server wants everything (e.g. 508): read what was skipped as unchanged.
                         fill_skipped(run, ctx).await?;
@@ -571,7 +608,14 @@ impl Engine {
                     ctx.observer.progress(run.class, 0, changes.len() as u32);
                     session.provide_changes_as(&store, format.mime(), format.version(), changes);
                 }
-                Event::NeedMoreChanges { store } => session.more_changes(&store, Vec::new(), true),
+                Event::NeedMoreChanges { store } => {
+                    let Some(run) = runs.iter_mut().find(|r| super::local_uri(r.class) == store) else {
+                        session.more_changes(&store, Vec::new(), true);
+                        continue;
+                    };
+                    let (batch, last) = pull(run, run.wire, ctx).await?;
+                    session.more_changes(&store, batch, last);
+                }
                 Event::ServerItems { store, items } => {
                     let mut run = runs.iter_mut().find(|r| super::local_uri(r.class) == store);
                     let mut results = Vec::with_capacity(items.len());
@@ -715,6 +759,9 @@ impl Engine {
         };
         self.with_store(|s| s.commit_session(account_name, run.class, &commit))?;
         run.report.server_other_items = run.server_other_items;
+        if let Some(why) = run.stream.as_mut().and_then(|s| s.error.take()) {
+            run.report.fail(ErrorKind::SourceUnavailable, why);
+        }
         if sr.server_full {
             run.report.fail(
                 ErrorKind::ServerFull,
@@ -753,6 +800,94 @@ async fn fill_skipped(run: &mut ClassRun, ctx: &JobContext) -> Result<(), Engine
         }
     }
     Ok(())
+}
+
+/// A streamed class starts sending: what the plan records as the session goes (see
+/// [`changes_for`] for the classes read first).
+fn start_stream(run: &mut ClassRun, mode: syncml::session::SyncMode) {
+    use syncml::session::SyncMode as P;
+    run.agreed = Some(mode);
+    run.sent.clear();
+    run.sent_all = matches!(mode, P::Slow | P::RefreshFromClient);
+}
+
+/// How many items the stores of a streamed class hold, if every one can tell (for
+/// NumberOfChanges and progress).
+async fn stream_total(run: &mut ClassRun) -> Option<u32> {
+    let mut total = 0u32;
+    for src in run.sources.iter_mut() {
+        total = total.saturating_add(src.count().await.ok()??);
+    }
+    Some(total)
+}
+
+/// The next changes of a streamed class in the wire format `format`: at least one, unless
+/// the listing is over (`true`). Each item is planned (new LUID, hash of its canonical form,
+/// the store's digest) as it is handed over; its bytes go to the session only. An item that
+/// cannot be converted is reported and skipped; a store that cannot be listed is reported,
+/// and the others are still sent.
+async fn pull(run: &mut ClassRun, format: WireFormat, ctx: &JobContext) -> Result<(Vec<Change>, bool), EngineError> {
+    use syncml::session::SyncMode as P;
+    let Some(stream) = run.stream.as_mut() else { return Ok((Vec::new(), true)) };
+    let add = matches!(run.agreed, Some(P::RefreshFromClient | P::TwoWay | P::OneWayFromClient));
+    loop {
+        if ctx.is_cancelled() {
+            return Err(EngineError::Cancelled);
+        }
+        let Some(src) = run.sources.get_mut(stream.source) else {
+            run.complete_listing = stream.error.is_none() && run.report.failed == 0;
+            return Ok((Vec::new(), true));
+        };
+        let page = match src.next_page(!stream.started).await {
+            Ok(Some(page)) => page,
+            Ok(None) => {
+                (stream.source, stream.started) = (stream.source + 1, false);
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(job = ctx.id, class = %run.class, store = src.id(), error = %e, "store cannot be listed");
+                let why = format!("{}: {e}", src.display_name());
+                run.report.errors.push(why.clone());
+                stream.error.get_or_insert(why);
+                (stream.source, stream.started) = (stream.source + 1, false);
+                continue;
+            }
+        };
+        stream.started = true;
+        let source_id: std::sync::Arc<str> = src.id().into();
+        let mut out = Vec::with_capacity(page.len());
+        for it in page {
+            let local_id: std::sync::Arc<str> = it.local_id.as_str().into();
+            if !stream.seen.insert((stream.source, local_id.clone())) {
+                continue;
+            }
+            run.report.items += 1;
+            let item = match it.item {
+                Ok(item) => item,
+                Err(why) => {
+                    run.report.failed += 1;
+                    run.report.errors.push(format!("{} item {}: {why}", src.display_name(), it.local_id));
+                    continue;
+                }
+            };
+            // tracked by the hash of its canonical form, sent in the negotiated one
+            let canonical = item.to_wire(run.format);
+            let hash = tracker::digest(&canonical);
+            let data = if format == run.format { canonical } else { item.into_wire(format) };
+            let luid = run.plan.next_luid;
+            run.plan.next_luid += 1;
+            run.items.push(CurrentItem { source_id: source_id.clone(), local_id: local_id.clone(), data: Vec::new(), digest: it.digest, known_hash: None });
+            let planned = tracker::Planned { kind: PlannedKind::Add, luid, source_id: source_id.clone(), local_id, hash, item: Some(run.items.len() - 1) };
+            let list = if run.sent_all { &mut run.plan.all } else { &mut run.plan.changes };
+            run.sent.insert(luid, list.len());
+            list.push(planned);
+            let luid = luid.to_string();
+            out.push(if add { Change::Add { luid, data } } else { Change::Replace { luid, data } });
+        }
+        if !out.is_empty() {
+            return Ok((out, false));
+        }
+    }
 }
 
 /// The changes to give the session once the server agreed on `mode`.

@@ -549,7 +549,7 @@ impl Source for AddressBook {
                     if paging.reopened >= REOPENINGS || self.revision().await? == paging.revision {
                         return Err(error);
                     }
-                    tracing::debug!(book = %self.info.uid, %error, "address book changed while listed; starting over");
+                    tracing::info!(book = %self.info.uid, %error, "address book changed while listed; starting over");
                     paging = self.open_paging(paging.reopened + 1).await?;
                 }
             }
