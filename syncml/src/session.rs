@@ -951,6 +951,11 @@ impl ClientSession {
             if st.agreed.unwrap_or(st.cfg.mode).client_sends() {
                 st.streaming = true;
                 st.number_of_changes = total;
+                if let Some(t) = total {
+                    // (a hint: a total beyond what a phone holds reserves nothing more)
+                    let t = (t as usize).min(1 << 20);
+                    st.item_results.reserve_exact(t.saturating_sub(st.item_results.len()));
+                }
             }
         }
     }

@@ -33,7 +33,7 @@ use super::{BackupOptions, Engine, EngineError, JobContext};
 use crate::class::{DataClass, SyncMode};
 use crate::item::{formats_for, Item, WireFormat};
 use crate::profile::store::now;
-use crate::profile::{Account, ClassSettings, SessionCommit, TrackedItem};
+use crate::profile::{Account, ClassSettings, CommitItem, SessionCommit, TrackedItem};
 use crate::sources;
 
 /// One class taking part in a backup.
@@ -587,6 +587,13 @@ impl Engine {
                     if run.stream.is_some() && mode.client_sends() {
                         start_stream(run, mode);
                         let total = stream_total(run).await;
+                        if let (Some(t), Some(stream)) = (total, run.stream.as_mut()) {
+                            // what is kept per item, sized once
+                            let t = t as usize;
+                            stream.seen.reserve(t);
+                            run.sent.reserve(t);
+                            if run.sent_all { run.plan.all.reserve_exact(t) } else { run.plan.changes.reserve_exact(t) }
+                        }
                         tracing::info!(job = ctx.id, class = %run.class, mode = mode_name(mode), format = format.mime(), items = ?total, "server agreed; streaming the items");
                         ctx.observer.progress(run.class, 0, total.unwrap_or(0));
                         let (first, last) = pull(run, format, ctx).await?;
@@ -699,12 +706,12 @@ impl Engine {
                         run.report.deleted += 1;
                     }
                     _ => {
-                        upserts.push(TrackedItem {
+                        upserts.push(CommitItem {
                             luid: p.luid,
-                            source_id: p.source_id.to_string(),
-                            local_id: p.local_id.to_string(),
-                            hash: p.hash.to_vec(),
-                            source_digest: p.item.and_then(|ix| run.items[ix].digest).map(|d| d.to_vec()).unwrap_or_default(),
+                            source_id: p.source_id.clone(),
+                            local_id: p.local_id.clone(),
+                            hash: Some(p.hash),
+                            source_digest: p.digest,
                         });
                         match (run.sent_all, &p.kind, r.status) {
                             (true, _, 201) | (false, PlannedKind::Add, _) => run.report.added += 1,
@@ -734,6 +741,9 @@ impl Engine {
             }
         }
         // Held-back items still have to be sent: the stores must be read again next time.
+        // (what was sent is counted; the map goes before the commit needs memory)
+        let sent = run.sent.len() as u32;
+        run.sent = HashMap::new();
         let all_confirmed = run.report.failed == 0 && run.complete_listing && run.held_back == 0;
         let previous_other = self.with_store(|s| s.class_state(account_name, run.class))?.map_or(0, |s| s.server_other_items);
         let commit = SessionCommit {
@@ -769,7 +779,6 @@ impl Engine {
             );
         }
         run.report.settle();
-        let sent = run.sent.len() as u32;
         ctx.observer.progress(run.class, sent, sent);
         tracing::info!(
             job = ctx.id, class = %run.class, mode = %run.report.mode, added = run.report.added,
@@ -836,6 +845,8 @@ async fn pull(run: &mut ClassRun, format: WireFormat, ctx: &JobContext) -> Resul
         }
         let Some(src) = run.sources.get_mut(stream.source) else {
             run.complete_listing = stream.error.is_none() && run.report.failed == 0;
+            // the listing is over: nothing can come twice any more
+            stream.seen = HashSet::new();
             return Ok((Vec::new(), true));
         };
         let page = match src.next_page(!stream.started).await {
@@ -876,8 +887,7 @@ async fn pull(run: &mut ClassRun, format: WireFormat, ctx: &JobContext) -> Resul
             let data = if format == run.format { canonical } else { item.into_wire(format) };
             let luid = run.plan.next_luid;
             run.plan.next_luid += 1;
-            run.items.push(CurrentItem { source_id: source_id.clone(), local_id: local_id.clone(), data: Vec::new(), digest: it.digest, known_hash: None });
-            let planned = tracker::Planned { kind: PlannedKind::Add, luid, source_id: source_id.clone(), local_id, hash, item: Some(run.items.len() - 1) };
+            let planned = tracker::Planned { kind: PlannedKind::Add, luid, source_id: source_id.clone(), local_id, hash, item: None, digest: it.digest };
             let list = if run.sent_all { &mut run.plan.all } else { &mut run.plan.changes };
             run.sent.insert(luid, list.len());
             list.push(planned);

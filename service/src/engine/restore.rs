@@ -24,7 +24,7 @@ use super::{Engine, EngineError, JobContext};
 use crate::class::DataClass;
 use crate::item::{Item, WireFormat};
 use crate::profile::store::now;
-use crate::profile::{Account, SessionCommit, TrackedItem};
+use crate::profile::{Account, CommitItem, SessionCommit};
 use crate::sources::{self, Source, WriteOp};
 
 /// How a restore treats what the phone already holds.
@@ -516,14 +516,14 @@ impl Engine {
             }
             let Some((si, local_id)) = placed.get(&ri) else { continue };
             let Some(data) = now_by_id.get(&(*si, local_id.clone())) else { continue };
-            upserts.push(TrackedItem {
+            upserts.push(CommitItem {
                 luid: r.luid,
-                source_id: source_ids[*si].clone(),
-                local_id: local_id.clone(),
+                source_id: source_ids[*si].as_str().into(),
+                local_id: local_id.as_str().into(),
                 // The phone kept its newer copy: the server's is older, so the next backup sends it.
-                hash: if kept.contains(&ri) { Vec::new() } else { tracker::hash(data) },
+                hash: (!kept.contains(&ri)).then(|| tracker::digest(data)),
                 // unknown until the next backup reads the item from the phone
-                source_digest: Vec::new(),
+                source_digest: None,
             });
         }
         let all_done = run.report.failed == 0 && complete && kept.is_empty();

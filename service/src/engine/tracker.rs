@@ -60,8 +60,10 @@ pub struct Planned {
     pub local_id: Arc<str>,
     /// The hash of what is sent (zero for deletes).
     pub hash: [u8; 16],
-    /// Index into the current items (not for deletes).
+    /// Index into the current items (not for deletes, nor for streamed items).
     pub item: Option<usize>,
+    /// The store's digest of the item as it holds it (see `CurrentItem::digest`).
+    pub digest: Option<[u8; 16]>,
 }
 
 #[derive(Debug, Default)]
@@ -109,6 +111,7 @@ pub fn plan(current: &[CurrentItem], tracked: &[TrackedItem], mut next_luid: u64
             local_id: c.local_id.clone(),
             hash: h,
             item: Some(i),
+            digest: c.digest,
         };
         match kind {
             Some(_) => p.changes.push(planned.clone()),
@@ -126,6 +129,7 @@ pub fn plan(current: &[CurrentItem], tracked: &[TrackedItem], mut next_luid: u64
             local_id: t.local_id.as_str().into(),
             hash: [0; 16],
             item: None,
+            digest: None,
         });
     }
     p.next_luid = next_luid;

@@ -11,7 +11,7 @@ pub mod store;
 pub use secrets::{Password, Secrets};
 pub use roster::{RosterEntry, Subscription};
 pub use settings::{Account, AccountUpdate, ClassSettings, SettingValue};
-pub use store::{ClassState, SessionCommit, Store, TrackedItem};
+pub use store::{ClassState, CommitItem, SessionCommit, Store, TrackedItem};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
