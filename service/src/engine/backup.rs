@@ -882,9 +882,12 @@ async fn pull(run: &mut ClassRun, format: WireFormat, ctx: &JobContext) -> Resul
                 }
             };
             // tracked by the hash of its canonical form, sent in the negotiated one
-            let canonical = item.to_wire(run.format);
-            let hash = tracker::digest(&canonical);
-            let data = if format == run.format { canonical } else { item.into_wire(format) };
+            let (hash, data) = if format == run.format {
+                let data = item.into_wire(format);
+                (tracker::digest(&data), data)
+            } else {
+                (tracker::digest(&item.to_wire(run.format)), item.into_wire(format))
+            };
             let luid = run.plan.next_luid;
             run.plan.next_luid += 1;
             let planned = tracker::Planned { kind: PlannedKind::Add, luid, source_id: source_id.clone(), local_id, hash, item: None, digest: it.digest };

@@ -333,10 +333,10 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let name = account.name();
         if sr.stores.iter().any(|st| st.item_results.iter().any(|r| r.status == 415)) {
-            return Ok(self.with_store(|s| s.forget_devinf(&name))?);
+            return self.with_store(|s| s.forget_devinf(&name));
         }
         let (theirs, ours) = exchange.learned(sr);
-        Ok(self.with_store(|s| s.remember_devinf(&name, &account.server_url, theirs.as_deref(), ours.as_ref().map(|d| d.as_slice())))?)
+        self.with_store(|s| s.remember_devinf(&name, &account.server_url, theirs.as_deref(), ours.as_ref().map(|d| d.as_slice())))
     }
 
     /// The encoding to start a session with: WBXML unless this server refused it before.
