@@ -259,6 +259,31 @@ fn vcard(n: usize) -> Vec<u8> {
     format!("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Person {n} <p{n}@example.org> & Co\r\nN:{n};Person;;;\r\nEND:VCARD\r\n").into_bytes()
 }
 
+/// Run a whole session, answering NeedChanges with `on_need` (and a streamed store's
+/// NeedMoreChanges with its end), server items with 201.
+fn drive(
+    s: &mut ClientSession,
+    peer: &mut Peer,
+    mut on_need: impl FnMut(&mut ClientSession, &str),
+) -> Result<SessionReport, SessionError> {
+    loop {
+        match s.poll() {
+            Event::Send { body, .. } => {
+                let resp = peer.answer(&body);
+                s.receive(200, None, &resp);
+            }
+            Event::NeedChanges { store, .. } => on_need(s, &store),
+            Event::NeedMoreChanges { store } => s.more_changes(&store, vec![], true),
+            Event::ServerItems { store, items } => {
+                let r = items.iter().map(|i| ItemResult { handle: i.handle, status: 201, luid: None }).collect();
+                s.server_item_results(&store, r);
+            }
+            Event::Finished(r) => return Ok(r),
+            Event::Failed(e) => return Err(e),
+        }
+    }
+}
+
 /// Run a whole session: `changes` per store, server items answered with 201
 /// and luid "L<server id>".
 fn run(s: &mut ClientSession, peer: &mut Peer, mut changes: Vec<(String, Vec<Change>)>) -> Result<SessionReport, SessionError> {
@@ -716,25 +741,11 @@ fn known_devinf_leaves_put_and_get_out_of_package_1() {
     let cfg = SessionConfig { send_devinf: false, known_server_devinf: Some(known.clone()), ..config(&[("contacts", SyncMode::Slow)], 150_000) };
     let mut s = ClientSession::new(cfg);
     let mut at_need = None;
-    let report = loop {
-        match s.poll() {
-            Event::Send { body, .. } => {
-                let resp = peer.answer(&body);
-                s.receive(200, None, &resp);
-            }
-            Event::NeedChanges { store, .. } => {
-                at_need = s.server_devinf().cloned();
-                s.provide_changes(&store, vec![Change::Add { luid: "1".into(), data: vcard(1) }]);
-            }
-            Event::NeedMoreChanges { store } => s.more_changes(&store, vec![], true),
-            Event::ServerItems { store, items } => {
-                let r = items.iter().map(|i| ItemResult { handle: i.handle, status: 201, luid: None }).collect();
-                s.server_item_results(&store, r);
-            }
-            Event::Finished(r) => break r,
-            Event::Failed(e) => panic!("{e}"),
-        }
-    };
+    let report = drive(&mut s, &mut peer, |s, store| {
+        at_need = s.server_devinf().cloned();
+        s.provide_changes(store, vec![Change::Add { luid: "1".into(), data: vcard(1) }]);
+    })
+    .unwrap();
     let first = &peer.received[0];
     assert!(!first.body.iter().any(|c| matches!(c, Command::Put(_) | Command::Get(_))), "{:?}", first.body);
     assert_eq!(alert_codes(first), vec![201]);
@@ -927,22 +938,10 @@ fn streamed_changes_are_asked_for_a_message_at_a_time() {
 fn streamed_changes_end_empty_and_must_be_answered() {
     let mut peer = Peer::new(150_000);
     let mut s = ClientSession::new(config(&[("contacts", SyncMode::Slow)], 150_000));
-    let r = loop {
-        match s.poll() {
-            Event::Send { body, .. } => {
-                let resp = peer.answer(&body);
-                s.receive(200, None, &resp);
-            }
-            Event::NeedChanges { store, .. } => s.provide_changes_streamed(&store, "text/vcard", "3.0", vec![Change::Add { luid: "1".into(), data: vcard(1) }], None),
-            Event::NeedMoreChanges { store } => s.more_changes(&store, vec![], true),
-            Event::ServerItems { store, items } => {
-                let r = items.iter().map(|i| ItemResult { handle: i.handle, status: 201, luid: None }).collect();
-                s.server_item_results(&store, r);
-            }
-            Event::Finished(r) => break r,
-            Event::Failed(e) => panic!("{e}"),
-        }
-    };
+    let r = drive(&mut s, &mut peer, |s, store| {
+        s.provide_changes_streamed(store, "text/vcard", "3.0", vec![Change::Add { luid: "1".into(), data: vcard(1) }], None)
+    })
+    .unwrap();
     assert_eq!(r.store("./contacts").unwrap().item_results.len(), 1);
     let Command::Sync(sy) = peer.received[1].body.iter().find(|c| matches!(c, Command::Sync(_))).unwrap() else { panic!() };
     assert_eq!(sy.number_of_changes, None);

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use harness::fault_proxy::{At, Fault, FaultKind, FaultProxy};
 use harness::sync1::{self, JobOutcome};
+use harness::vcard::ContactSpec;
 use harness::TestEnv;
 
 const JOB_TIMEOUT: Duration = Duration::from_secs(120);
@@ -26,6 +27,24 @@ fn check(o: &JobOutcome, state: &str, env: &TestEnv) {
     assert_eq!(o.state, state, "{}\n{}", o.summary("contacts"), env.daemon_log_tail());
 }
 
+/// `n` new contacts on the phone (from index `from`).
+async fn add(env: &TestEnv, specs: &mut Vec<ContactSpec>, from: usize, n: usize) {
+    let more = env.contacts_range(from, n);
+    env.phone.seed(&more).await.unwrap();
+    specs.extend(more);
+}
+
+/// A backup that succeeds, leaves the server equal to the phone, and whose package 1 Puts
+/// and Gets DevInf as `expected` says.
+async fn backup(env: &TestEnv, sync: &sync1::Sync1, proxy: &FaultProxy, specs: &[ContactSpec], expected: (bool, bool)) -> JobOutcome {
+    let mark = proxy.seen().len();
+    let o = sync.run_backup(JOB_TIMEOUT).await.unwrap();
+    check(&o, "succeeded", env);
+    assert_eq!(exchanges_devinf(&package_1(proxy, mark)), expected, "{:?}", package_1(proxy, mark));
+    env.assert_server_contacts(specs, true);
+    o
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devinf_goes_out_once_and_again_after_a_failed_session_and_for_a_restore() {
     let env = TestEnv::new("devinf").await.unwrap();
@@ -38,36 +57,20 @@ async fn devinf_goes_out_once_and_again_after_a_failed_session_and_for_a_restore
     sync.set_account(&sync1::contacts_account(&proxy.url_for(s.url()), s.username(), s.password())).await.expect("SetAccount");
 
     // first backup: ours out, theirs in
-    let mark = proxy.seen().len();
-    let o = sync.run_backup(JOB_TIMEOUT).await.unwrap();
-    check(&o, "succeeded", &env);
-    assert_eq!(exchanges_devinf(&package_1(&proxy, mark)), (true, true), "{:?}", package_1(&proxy, mark));
-    env.assert_server_contacts(&specs, true);
+    backup(&env, &sync, &proxy, &specs, (true, true)).await;
 
     // a change: neither, and the server still takes it
-    let more = env.contacts_range(100, 2);
-    env.phone.seed(&more).await.unwrap();
-    specs.extend(more);
-    let mark = proxy.seen().len();
-    let o = sync.run_backup(JOB_TIMEOUT).await.unwrap();
-    check(&o, "succeeded", &env);
+    add(&env, &mut specs, 100, 2).await;
+    let o = backup(&env, &sync, &proxy, &specs, (false, false)).await;
     assert_eq!(o.report.class("contacts").added, 2, "{}", o.summary("contacts"));
-    assert_eq!(exchanges_devinf(&package_1(&proxy, mark)), (false, false), "{:?}", package_1(&proxy, mark));
-    env.assert_server_contacts(&specs, true);
 
     // a session that fails: the next one exchanges both again
-    let more = env.contacts_range(200, 1);
-    env.phone.seed(&more).await.unwrap();
-    specs.extend(more);
+    add(&env, &mut specs, 200, 1).await;
     proxy.arm(Fault { at: At::Cmd("Sync"), kind: FaultKind::Http500 });
     let o = sync.run_backup(JOB_TIMEOUT).await.unwrap();
     proxy.disarm();
     check(&o, "failed", &env);
-    let mark = proxy.seen().len();
-    let o = sync.run_backup(JOB_TIMEOUT).await.unwrap();
-    check(&o, "succeeded", &env);
-    assert_eq!(exchanges_devinf(&package_1(&proxy, mark)), (true, true), "{:?}", package_1(&proxy, mark));
-    env.assert_server_contacts(&specs, true);
+    backup(&env, &sync, &proxy, &specs, (true, true)).await;
 
     // a restore always exchanges both; the phone already has everything
     let mark = proxy.seen().len();
@@ -78,12 +81,6 @@ async fn devinf_goes_out_once_and_again_after_a_failed_session_and_for_a_restore
     assert_eq!(env.phone.book().list_uids().await.unwrap().len(), specs.len());
 
     // and the backup after it leaves both out again
-    let more = env.contacts_range(300, 1);
-    env.phone.seed(&more).await.unwrap();
-    specs.extend(more);
-    let mark = proxy.seen().len();
-    let o = sync.run_backup(JOB_TIMEOUT).await.unwrap();
-    check(&o, "succeeded", &env);
-    assert_eq!(exchanges_devinf(&package_1(&proxy, mark)), (false, false), "{:?}", package_1(&proxy, mark));
-    env.assert_server_contacts(&specs, true);
+    add(&env, &mut specs, 300, 1).await;
+    backup(&env, &sync, &proxy, &specs, (false, false)).await;
 }
