@@ -585,7 +585,7 @@ impl Engine {
                     let format = negotiate::choose(formats_for(run.class), session.server_devinf(), &run.settings.remote_uri);
                     run.wire = format;
                     if run.stream.is_some() && mode.client_sends() {
-                        start_stream(run, mode);
+                        agree(run, mode);
                         let total = stream_total(run).await;
                         if let (Some(t), Some(stream)) = (total, run.stream.as_mut()) {
                             // what is kept per item, sized once
@@ -811,9 +811,9 @@ async fn fill_skipped(run: &mut ClassRun, ctx: &JobContext) -> Result<(), Engine
     Ok(())
 }
 
-/// A streamed class starts sending: what the plan records as the session goes (see
-/// [`changes_for`] for the classes read first).
-fn start_stream(run: &mut ClassRun, mode: syncml::session::SyncMode) {
+/// The server agreed on `mode` for the class: how what is sent is recorded from here (every
+/// item for slow and refresh, the changes otherwise).
+fn agree(run: &mut ClassRun, mode: syncml::session::SyncMode) {
     use syncml::session::SyncMode as P;
     run.agreed = Some(mode);
     run.sent.clear();
@@ -906,15 +906,13 @@ async fn pull(run: &mut ClassRun, format: WireFormat, ctx: &JobContext) -> Resul
 /// The changes to give the session once the server agreed on `mode`.
 fn changes_for(run: &mut ClassRun, mode: syncml::session::SyncMode, format: WireFormat) -> Vec<Change> {
     use syncml::session::SyncMode as P;
-    run.agreed = Some(mode);
-    run.sent.clear();
+    agree(run, mode);
     run.sent.reserve(run.plan.all.len().max(run.plan.changes.len()));
     let (list, all) = match mode {
         P::Slow | P::RefreshFromClient => (&run.plan.all, true),
         P::TwoWay | P::OneWayFromClient => (&run.plan.changes, false),
         P::OneWayFromServer | P::RefreshFromServer => return Vec::new(),
     };
-    run.sent_all = all;
     let mut out = Vec::with_capacity(list.len());
     for (i, p) in list.iter().enumerate() {
         // An unchanged item that vanished before a slow sync could read it: nothing to send.
