@@ -704,3 +704,55 @@ console.log("polkit rule: " + cases.length + " cases ok");
     );
     eprint!("{}", String::from_utf8_lossy(&out.stdout));
 }
+
+/// The release imsyncd the packages ship is linked as service/build.rs says: the start-up
+/// functions listed by `tools/startup-profile` sit together in `.text.imsync_startup`, the
+/// relative relocations are packed (DT_RELR) and the C math library is not loaded. A build
+/// whose symbol names no longer match the list (new dependencies, another toolchain) fails
+/// here: re-run tools/startup-profile (README, Performance: idle RSS 8.1 → 4.0 MB).
+#[test]
+fn release_imsyncd_groups_startup_code() {
+    require!(have("nm") && have("readelf"), "nm/readelf missing (binutils)");
+    if let Err(why) = artifacts() {
+        require!(false, "{why}");
+    }
+    let bin = target_dir().join("release/imsyncd");
+    let sections = run_ok(Command::new("readelf").args(["-S", "-W"]).arg(&bin));
+    let startup = sections
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let i = f.iter().position(|w| *w == ".text.imsync_startup")?;
+            let addr = u64::from_str_radix(f.get(i + 2)?, 16).ok()?;
+            let size = u64::from_str_radix(f.get(i + 4)?, 16).ok()?;
+            Some(addr..addr + size)
+        })
+        .unwrap_or_else(|| panic!("{}: no .text.imsync_startup section (service/build.rs)", bin.display()));
+    assert!(sections.contains(".relr.dyn"), "{}: relative relocations not packed (no .relr.dyn)", bin.display());
+    let dynamic = run_ok(Command::new("readelf").arg("-d").arg(&bin));
+    assert!(!dynamic.contains("libm.so"), "{}: links libm again:\n{dynamic}", bin.display());
+
+    let script = fs::read_to_string(repo_root().join("service/link/imsyncd-startup.ld")).expect("startup script");
+    let listed: Vec<&str> = script
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("*(.text.")?.split_whitespace().next())
+        .collect();
+    assert!(listed.len() > 1000, "only {} functions in the start-up script", listed.len());
+    let symbols: BTreeMap<String, u64> = run_ok(Command::new("nm").arg(&bin))
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let addr = u64::from_str_radix(f.next()?, 16).ok()?;
+            let _kind = f.next()?;
+            Some((f.next()?.to_string(), addr))
+        })
+        .collect();
+    let placed = listed.iter().filter(|n| symbols.get(**n).is_some_and(|a| startup.contains(a))).count();
+    eprintln!("release imsyncd: {placed} of {} start-up functions grouped, {} KiB", listed.len(), (startup.end - startup.start) / 1024);
+    assert!(
+        placed * 100 >= listed.len() * 95,
+        "only {placed} of {} functions of service/link/imsyncd-startup.ld are in .text.imsync_startup: \
+         the list is stale for this build; run tools/startup-profile",
+        listed.len()
+    );
+}
