@@ -2,7 +2,8 @@
 //! against the real evolution-data-server: 1 234 contacts come in cursor pages of at most
 //! 500, each exactly once and with its digest; a listing continued after the book changed
 //! (5 contacts added after the first page: the cursor's revision guard fails) does not fail
-//! and still gives every contact that was there before.
+//! and still gives every contact that was there before. A listing abandoned half-way (the
+//! source dropped, as when a backup fails or is cancelled) does not leave its cursor in EDS.
 
 use std::collections::HashSet;
 
@@ -80,4 +81,54 @@ async fn eds_address_book_pages_on_demand_and_survives_a_change_while_listed() {
         added.iter().filter(|id| seen.contains(*id)).count()
     );
     assert_eq!(book.count().await.unwrap(), Some(SEEDED as u32 + 5));
+
+    // --- a listing abandoned after its first page: EDS does not keep the cursor
+    let probe = env.phone.bus.connect().await.unwrap();
+    assert_eq!(eds_cursors(&probe).await, Vec::<String>::new(), "cursors left by the complete listings");
+    assert_eq!(book.next_page(true).await.unwrap().map(|p| p.len()), Some(PAGE));
+    let open = eds_cursors(&probe).await;
+    assert_eq!(open.len(), 1, "the open listing's cursor: {open:?}");
+    drop(book);
+    let mut left = open;
+    for _ in 0..50 {
+        left = eds_cursors(&probe).await;
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(left.is_empty(), "the abandoned listing's cursor is still in EDS: {left:?}");
+}
+
+/// The address-book cursors EDS has exported: the object paths of the address-book backends
+/// with "Cursor" in them that have no children.
+async fn eds_cursors(conn: &zbus::Connection) -> Vec<String> {
+    let dbus = zbus::fdo::DBusProxy::new(conn).await.unwrap();
+    let mut found = Vec::new();
+    for name in dbus.list_names().await.unwrap() {
+        if !name.starts_with("org.gnome.evolution.dataserver.AddressBook") {
+            continue;
+        }
+        let mut todo = vec!["/".to_string()];
+        while let Some(path) = todo.pop() {
+            let xml: String = match conn
+                .call_method(Some(name.as_str()), path.as_str(), Some("org.freedesktop.DBus.Introspectable"), "Introspect", &())
+                .await
+            {
+                Ok(reply) => reply.body().deserialize().unwrap(),
+                Err(_) => continue,
+            };
+            for node in xml.split("<node name=\"").skip(1).filter_map(|rest| rest.split('"').next()) {
+                let child = if path == "/" { format!("/{node}") } else { format!("{path}/{node}") };
+                if child.contains("Cursor") {
+                    found.push(child.clone());
+                }
+                todo.push(child);
+            }
+        }
+    }
+    // the cursors themselves, not the nodes above them
+    let all = found.clone();
+    found.retain(|p| !all.iter().any(|q| q.starts_with(&format!("{p}/"))));
+    found
 }

@@ -55,9 +55,43 @@ enum Listing {
     Complete,
 }
 
+/// An EDS cursor. EDS keeps a cursor until it is disposed or its client leaves the bus, so
+/// one that is dropped undisposed (a listing abandoned by a failed or cancelled backup, a
+/// `next_page` cancelled mid-call, the source dropped) is disposed by a task of its own.
+struct Cursor(Option<AddressBookCursorProxy<'static>>);
+
+impl Cursor {
+    async fn dispose(mut self) {
+        if let Some(cursor) = self.0.take() {
+            let _ = cursor.dispose().await;
+        }
+    }
+}
+
+impl std::ops::Deref for Cursor {
+    type Target = AddressBookCursorProxy<'static>;
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref().expect("a cursor is used only until disposed")
+    }
+}
+
+impl Drop for Cursor {
+    fn drop(&mut self) {
+        let Some(cursor) = self.0.take() else { return };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    let _ = cursor.dispose().await;
+                });
+            }
+            Err(_) => tracing::debug!(path = %cursor.inner().path(), "no runtime to dispose an EDS cursor"),
+        }
+    }
+}
+
 /// An open cursor of a pull-style listing.
 struct Paging {
-    cursor: AddressBookCursorProxy<'static>,
+    cursor: Cursor,
     /// The book's revision when the cursor was opened: the guard of every step.
     revision: String,
     /// Where the next step starts: `ORIGIN_BEGIN`, then `ORIGIN_CURRENT`.
@@ -181,7 +215,7 @@ impl AddressBook {
 
     /// `GetCursor` over every contact, by family then given name. The cursor lives in EDS
     /// until disposed (or until we leave the bus).
-    async fn open_cursor(&mut self) -> Result<AddressBookCursorProxy<'static>, SourceError> {
+    async fn open_cursor(&mut self) -> Result<Cursor, SourceError> {
         let path = self
             .backend
             .call("opening a cursor", |p| async move {
@@ -197,7 +231,7 @@ impl AddressBook {
                 .build()
                 .await
         };
-        cursor.await.map_err(|e| self.cursor_error("opening a cursor", e))
+        cursor.await.map(|c| Cursor(Some(c))).map_err(|e| self.cursor_error("opening a cursor", e))
     }
 
     /// The next `PAGE` contacts of `cursor` from `origin`, guarded by `revision` (the step
@@ -247,7 +281,7 @@ impl AddressBook {
                 Err(e) => break Err(self.cursor_error("listing contacts", e)),
             }
         };
-        let _ = cursor.dispose().await;
+        cursor.dispose().await;
         result
     }
 
@@ -525,7 +559,7 @@ impl Source for AddressBook {
             }
             open => {
                 if let Listing::Open(old) = open {
-                    let _ = old.cursor.dispose().await;
+                    old.cursor.dispose().await;
                 }
                 self.open_paging(0).await?
             }
@@ -535,7 +569,7 @@ impl Source for AddressBook {
             match AddressBook::step(&paging.cursor, &paging.revision, paging.origin, &none).await {
                 Ok(step) => {
                     if step.last {
-                        let _ = paging.cursor.dispose().await;
+                        paging.cursor.dispose().await;
                         self.listing = Listing::Complete;
                     } else {
                         paging.origin = ORIGIN_CURRENT;
@@ -544,7 +578,7 @@ impl Source for AddressBook {
                     return Ok(Some(step.items));
                 }
                 Err(e) => {
-                    let _ = paging.cursor.dispose().await;
+                    paging.cursor.dispose().await;
                     let error = self.cursor_error("listing contacts", e);
                     if paging.reopened >= REOPENINGS || self.revision().await? == paging.revision {
                         return Err(error);
@@ -560,7 +594,7 @@ impl Source for AddressBook {
     async fn count(&mut self) -> Result<Option<u32>, SourceError> {
         let cursor = self.open_cursor().await?;
         let total = cursor.total().await;
-        let _ = cursor.dispose().await;
+        cursor.dispose().await;
         total.map(Some).map_err(|e| self.cursor_error("counting contacts", e))
     }
 
