@@ -859,7 +859,7 @@ pub fn compare_objects(expected: &CalObject, actual: &CalObject) -> Vec<String> 
                 let ef = canonical(ec, &expected.zones, &er);
                 let mut af = canonical(ac, &actual.zones, &ar);
                 // the server fills an empty DESCRIPTION with the SUMMARY when it sends an item
-                if !ef.contains_key("DESCRIPTION") && af.get("DESCRIPTION").is_some() && af.get("DESCRIPTION") == af.get("SUMMARY") {
+                if !ef.contains_key("DESCRIPTION") && af.contains_key("DESCRIPTION") && af.get("DESCRIPTION") == af.get("SUMMARY") {
                     af.remove("DESCRIPTION");
                 }
                 for name in ef.keys().chain(af.keys()).collect::<BTreeSet<_>>() {
@@ -1021,7 +1021,7 @@ pub fn event(run: &str, n: usize) -> CalSpec {
         "DTSTAMP:20240101T120000Z".into(),
         format!("SUMMARY:{}", ical_escape(&format!("{word} #{n} [e{run}]"))),
     ];
-    if n % 3 == 0 {
+    if n.is_multiple_of(3) {
         l.push(format!("LOCATION:{}", ical_escape(&format!("Raum {}, Haus {}; 2. OG", n % 7, n % 5))));
     }
     if n % 4 == 1 {
@@ -1063,7 +1063,7 @@ pub fn event(run: &str, n: usize) -> CalSpec {
             l.push("TRANSP:TRANSPARENT".into());
         }
         _ => {
-            if n % 2 == 0 {
+            if n.is_multiple_of(2) {
                 l.push(format!("DTSTART;TZID=Europe/Berlin:{}", berlin(day0, hour, 15)));
                 l.push(format!("DTEND;TZID=Europe/Berlin:{}", berlin(day0, hour + 1, 0)));
             } else {
@@ -1116,7 +1116,7 @@ pub fn task(run: &str, n: usize) -> CalSpec {
         l.push("PERCENT-COMPLETE:100".into());
     }
     l.push(format!("PRIORITY:{}", [1, 5, 9][n % 3]));
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         l.push(format!("DESCRIPTION:{}", ical_escape(&format!("Schritt 1; Schritt 2, dann\nSchritt 3 für #{n}"))));
     }
     l.push("END:VTODO".into());

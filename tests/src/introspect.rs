@@ -63,11 +63,10 @@ pub fn parse(xml: &str) -> Result<BTreeMap<String, Interface>> {
         if let Some(e) = start {
             let tag = String::from_utf8_lossy(e.name().as_ref()).into_owned();
             match tag.as_str() {
-                "node" => {
-                    if !empty {
+                "node"
+                    if !empty => {
                         depth_node += 1
                     }
-                }
                 "interface" if depth_node <= 1 => {
                     let i = Interface { name: attr(&e, "name").unwrap_or_default(), ..Default::default() };
                     if empty {

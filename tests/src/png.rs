@@ -49,8 +49,8 @@ fn zlib_stored(data: &[u8]) -> Vec<u8> {
 /// A `width` x `height` RGB PNG with a pattern derived from `seed`.
 pub fn png(width: u32, height: u32, seed: u64) -> Vec<u8> {
     let mut rng = crate::vcard::Rng::new(seed ^ 0x9E37_79B9_7F4A_7C15);
-    let base = [rng.next() as u8, rng.next() as u8, rng.next() as u8];
-    let step = [(rng.next() % 31) as u8 + 1, (rng.next() % 31) as u8 + 1, (rng.next() % 31) as u8 + 1];
+    let base = [rng.next_u64() as u8, rng.next_u64() as u8, rng.next_u64() as u8];
+    let step = [(rng.next_u64() % 31) as u8 + 1, (rng.next_u64() % 31) as u8 + 1, (rng.next_u64() % 31) as u8 + 1];
     let mut raw = Vec::with_capacity(((width * 3 + 1) * height) as usize);
     for y in 0..height {
         raw.push(0); // filter: none

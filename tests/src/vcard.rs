@@ -431,7 +431,7 @@ impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -439,7 +439,7 @@ impl Rng {
         z ^ (z >> 31)
     }
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        (self.next_u64() % n as u64) as usize
     }
     pub fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
         &v[self.below(v.len())]
@@ -539,7 +539,7 @@ impl ContactSpec {
             2 => ("ja", JAPANESE),
             3 => ("ko", KOREAN),
             4 => ("cyrillic", CYRILLIC),
-            _ => if n % 2 == 0 { ("ar", ARABIC) } else { ("el", GREEK) },
+            _ => if n.is_multiple_of(2) { ("ar", ARABIC) } else { ("el", GREEK) },
         };
         let (fam, giv) = *r.pick(names);
         let (name, formatted) = if script == "latin" {
@@ -579,7 +579,7 @@ impl ContactSpec {
             let (o, d) = *r.pick(ORGS);
             (o.to_string(), d.to_string())
         });
-        let categories = if n % 2 == 0 {
+        let categories = if n.is_multiple_of(2) {
             let a = r.pick(CATEGORIES).to_string();
             let b = r.pick(CATEGORIES).to_string();
             if a == b { vec![a] } else { vec![a, b] }

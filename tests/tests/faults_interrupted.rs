@@ -130,7 +130,7 @@ async fn backup_interrupted_at_many_points_loses_and_duplicates_nothing() {
     // (the class's configured mode, fault); incremental points alternate between two-way and
     // one-way-from-client (the default of a backup)
     let mut faults: Vec<(&str, Fault)> = vec![];
-    let incremental = |i: usize| if i % 2 == 0 { "two-way" } else { "one-way-from-client" };
+    let incremental = |i: usize| if i.is_multiple_of(2) { "two-way" } else { "one-way-from-client" };
     let points = if long() { 16 } else { 10 };
     for i in 0..points {
         // slow sessions: spread over the whole session
