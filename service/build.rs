@@ -3,7 +3,7 @@
 //! * `link/imsyncd-startup.ld` (written by `tools/startup-profile`) places the functions that
 //!   start-up and an idle daemon run together at the start of the code. The kernel maps code
 //!   in 64 KiB windows around each page a process touches, so scattered start-up code kept
-//!   ~4.4 MB of imsyncd mapped; grouped it is ~1.5 MB (README, Performance).
+//!   ~4.4 MB of imsyncd mapped; grouped it is 1.3 MB (README, Performance).
 //! * `-z pack-relative-relocs` stores the ~9,000 relative relocations of the position-
 //!   independent binary as a 3 KB bitmap (DT_RELR) instead of a 212 KB table that the dynamic
 //!   loader reads at every start. GNU ld only uses it when the C library supports it (glibc
