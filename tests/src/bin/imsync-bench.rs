@@ -17,7 +17,9 @@
 //!
 //! The footprint part starts a private bus whose servicedir activates `imsyncd
 //! --idle-timeout 2`, times GetAccount from a fresh client (cold start: activation + reply),
-//! reads the RSS right after and while idle, and checks that the daemon exits when idle.
+//! reads the RSS right after and while idle, and checks that the daemon exits when idle; then
+//! again with gnome-keyring (unlocked, as after login) as the Secret Service on that bus, as a
+//! phone's session has it: the account's password is then looked up through it.
 //!
 //! Numbers are printed, compared with the targets (PASS/FAIL; `--enforce` makes a FAIL the
 //! exit status), and written as JSON (`bench/results/<date>-<commit>.json` by default).
@@ -529,7 +531,24 @@ struct Footprint {
 
 const IDLE_TIMEOUT: u64 = 2;
 
-async fn run_footprint(args: &Args, imsyncd: &Path) -> Result<Footprint> {
+impl Footprint {
+    fn to_json(&self) -> Value {
+        json!({
+            "idle_timeout_s": IDLE_TIMEOUT,
+            "cold_start_s": self.cold_start_s.iter().map(|v| round(*v, 4)).collect::<Vec<_>>(),
+            "rss_after_activation_kb": self.rss_after_activation_kb,
+            "rss_idle_kb": self.rss_idle_kb,
+            "threads_idle": self.threads_idle,
+            "rss_idle_anon_kb": self.rss_idle_split_kb.0,
+            "rss_idle_file_kb": self.rss_idle_split_kb.1,
+            "exit_after_s": self.exit_after_s.iter().map(|v| round(*v, 2)).collect::<Vec<_>>(),
+            "exited": self.exited,
+        })
+    }
+}
+
+/// The footprint on a bus of its own; with `keyring`, gnome-keyring is the Secret Service there.
+async fn run_footprint(args: &Args, imsyncd: &Path, keyring: bool) -> Result<Footprint> {
     process::kill_orphans_of_dead_tests();
     let dir = tempfile::Builder::new().prefix("imb-").tempdir_in("/tmp")?;
     let root = dir.path().canonicalize()?;
@@ -541,7 +560,11 @@ async fn run_footprint(args: &Args, imsyncd: &Path) -> Result<Footprint> {
     )?;
     let opts = harness::bus::BusOptions { activatable: vec![], env: vec![("RUST_LOG".into(), "info".into())] };
     let mut bus = harness::Bus::start(&root, &bus_dir, &opts)?;
+    let mut secrets = if keyring { Some(harness::keyring::Keyring::start(&root, &bus)?) } else { None };
     let res = footprint_runs(args, &bus).await;
+    if let Some(k) = secrets.as_mut() {
+        k.stop();
+    }
     bus.stop();
     process::kill_stragglers(&root);
     if args.keep {
@@ -661,7 +684,7 @@ struct Check {
     pass: bool,
 }
 
-fn checks(sizes: &[SizeResult], fp: Option<&Footprint>) -> Vec<Check> {
+fn checks(sizes: &[SizeResult], fp: Option<&Footprint>, fp_keyring: Option<&Footprint>) -> Vec<Check> {
     let mut out = Vec::new();
     let mut c = |what: String, value: String, target: String, pass: bool| out.push(Check { what, value, target, pass });
     for r in sizes {
@@ -720,6 +743,15 @@ fn checks(sizes: &[SizeResult], fp: Option<&Footprint>) -> Vec<Check> {
             format!("≤ {} MB", T_IDLE_RSS_KB / 1024),
             idle <= T_IDLE_RSS_KB,
         );
+        if let Some(fk) = fp_keyring {
+            let idle = min_u(&fk.rss_idle_kb);
+            c(
+                "idle RSS with gnome-keyring as Secret Service".into(),
+                format!("{:.1} MB", idle as f64 / 1024.0),
+                format!("≤ {} MB", T_IDLE_RSS_KB / 1024),
+                idle <= T_IDLE_RSS_KB,
+            );
+        }
         let cold = median(&fp.cold_start_s);
         c(
             "cold start to first reply (median)".into(),
@@ -834,23 +866,30 @@ async fn run(args: &Args) -> Result<usize> {
         sizes.push(best.expect("one run"));
     }
 
-    let fp = if args.footprint {
-        println!(
-            "footprint: D-Bus activation of imsyncd --idle-timeout {IDLE_TIMEOUT}, {} cold starts",
-            args.cold_runs
-        );
-        let fp = run_footprint(args, &imsyncd).await?;
-        println!(
-            "  cold start to first reply: {} ms; RSS after activation {} kB, idle {} kB; exit after {} s",
-            fp.cold_start_s.iter().map(|s| format!("{:.1}", s * 1000.0)).collect::<Vec<_>>().join(", "),
-            fp.rss_after_activation_kb.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "),
-            fp.rss_idle_kb.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "),
-            fp.exit_after_s.iter().map(|s| format!("{s:.1}")).collect::<Vec<_>>().join(", ")
-        );
-        Some(fp)
-    } else {
-        None
-    };
+    let mut fp = None;
+    let mut fp_keyring = None;
+    if args.footprint {
+        let with_keyring = process::which("gnome-keyring-daemon").is_some();
+        if !with_keyring {
+            println!("footprint: gnome-keyring-daemon not installed: no footprint with a Secret Service");
+        }
+        for keyring in [false, true].into_iter().filter(|k| !k || with_keyring) {
+            println!(
+                "footprint{}: D-Bus activation of imsyncd --idle-timeout {IDLE_TIMEOUT}, {} cold starts",
+                if keyring { " with gnome-keyring" } else { "" },
+                args.cold_runs
+            );
+            let f = run_footprint(args, &imsyncd, keyring).await?;
+            println!(
+                "  cold start to first reply: {} ms; RSS after activation {} kB, idle {} kB; exit after {} s",
+                f.cold_start_s.iter().map(|s| format!("{:.1}", s * 1000.0)).collect::<Vec<_>>().join(", "),
+                f.rss_after_activation_kb.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "),
+                f.rss_idle_kb.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "),
+                f.exit_after_s.iter().map(|s| format!("{s:.1}")).collect::<Vec<_>>().join(", ")
+            );
+            *(if keyring { &mut fp_keyring } else { &mut fp }) = Some(f);
+        }
+    }
     let load_end = loadavg();
 
     // table
@@ -887,6 +926,15 @@ async fn run(args: &Args) -> Result<usize> {
             fp.rss_idle_split_kb.1 as f64 / 1024.0,
             fp.threads_idle
         );
+        if let Some(fk) = &fp_keyring {
+            println!(
+                "| RSS idle with gnome-keyring (unlocked) as Secret Service | {:.1} MB (anonymous {:.1} MB, file-backed {:.1} MB; cold start {:.1} ms) |",
+                min_u(&fk.rss_idle_kb) as f64 / 1024.0,
+                fk.rss_idle_split_kb.0 as f64 / 1024.0,
+                fk.rss_idle_split_kb.1 as f64 / 1024.0,
+                median(&fk.cold_start_s) * 1000.0
+            );
+        }
         for r in &sizes {
             println!("| RSS idle after the N={} backups | {:.1} MB |", r.n, r.idle_rss_after_kb as f64 / 1024.0);
         }
@@ -897,7 +945,7 @@ async fn run(args: &Args) -> Result<usize> {
         );
     }
     println!();
-    let checks = if args.smoke { Vec::new() } else { checks(&sizes, fp.as_ref()) };
+    let checks = if args.smoke { Vec::new() } else { checks(&sizes, fp.as_ref(), fp_keyring.as_ref()) };
     let failed = checks.iter().filter(|c| !c.pass).count();
     if args.smoke {
         println!("(smoke run: targets not checked)");
@@ -932,17 +980,8 @@ async fn run(args: &Args) -> Result<usize> {
             "change_1pct": r.change.to_json(),
             "idle_rss_after_kb": r.idle_rss_after_kb,
         })).collect::<Vec<_>>(),
-        "footprint": fp.as_ref().map(|fp| json!({
-            "idle_timeout_s": IDLE_TIMEOUT,
-            "cold_start_s": fp.cold_start_s.iter().map(|v| round(*v, 4)).collect::<Vec<_>>(),
-            "rss_after_activation_kb": fp.rss_after_activation_kb,
-            "rss_idle_kb": fp.rss_idle_kb,
-            "threads_idle": fp.threads_idle,
-            "rss_idle_anon_kb": fp.rss_idle_split_kb.0,
-            "rss_idle_file_kb": fp.rss_idle_split_kb.1,
-            "exit_after_s": fp.exit_after_s.iter().map(|v| round(*v, 2)).collect::<Vec<_>>(),
-            "exited": fp.exited,
-        })),
+        "footprint": fp.as_ref().map(Footprint::to_json),
+        "footprint_keyring": fp_keyring.as_ref().map(Footprint::to_json),
         "checks": checks.iter().map(|c| json!({"what": c.what, "value": c.value, "target": c.target, "pass": c.pass})).collect::<Vec<_>>(),
     });
     if args.write_json {
