@@ -735,23 +735,13 @@ fn checks(sizes: &[SizeResult], fp: Option<&Footprint>, fp_keyring: Option<&Foot
             }
         }
     }
-    if let Some(fp) = fp {
-        let idle = min_u(&fp.rss_idle_kb);
-        c(
-            "idle RSS (after activation)".into(),
-            format!("{:.1} MB", idle as f64 / 1024.0),
-            format!("≤ {} MB", T_IDLE_RSS_KB / 1024),
-            idle <= T_IDLE_RSS_KB,
-        );
-        if let Some(fk) = fp_keyring {
-            let idle = min_u(&fk.rss_idle_kb);
-            c(
-                "idle RSS with gnome-keyring as Secret Service".into(),
-                format!("{:.1} MB", idle as f64 / 1024.0),
-                format!("≤ {} MB", T_IDLE_RSS_KB / 1024),
-                idle <= T_IDLE_RSS_KB,
-            );
+    for (what, f) in [("idle RSS (after activation)", fp), ("idle RSS with gnome-keyring as Secret Service", fp_keyring)] {
+        if let Some(f) = f {
+            let idle = min_u(&f.rss_idle_kb);
+            c(what.into(), format!("{:.1} MB", idle as f64 / 1024.0), format!("≤ {} MB", T_IDLE_RSS_KB / 1024), idle <= T_IDLE_RSS_KB);
         }
+    }
+    if let Some(fp) = fp {
         let cold = median(&fp.cold_start_s);
         c(
             "cold start to first reply (median)".into(),
