@@ -836,9 +836,9 @@ async fn stream_total(run: &mut ClassRun) -> Option<u32> {
 /// cannot be converted is reported and skipped; a store that cannot be listed is reported,
 /// and the others are still sent.
 async fn pull(run: &mut ClassRun, format: WireFormat, ctx: &JobContext) -> Result<(Vec<Change>, bool), EngineError> {
-    use syncml::session::SyncMode as P;
     let Some(stream) = run.stream.as_mut() else { return Ok((Vec::new(), true)) };
-    let add = matches!(run.agreed, Some(P::RefreshFromClient | P::TwoWay | P::OneWayFromClient));
+    // (set by `agree` before the first pull)
+    let mode = run.agreed.unwrap_or(syncml::session::SyncMode::Slow);
     loop {
         if ctx.is_cancelled() {
             return Err(EngineError::Cancelled);
@@ -894,8 +894,7 @@ async fn pull(run: &mut ClassRun, format: WireFormat, ctx: &JobContext) -> Resul
             let list = if run.sent_all { &mut run.plan.all } else { &mut run.plan.changes };
             run.sent.insert(luid, list.len());
             list.push(planned);
-            let luid = luid.to_string();
-            out.push(if add { Change::Add { luid, data } } else { Change::Replace { luid, data } });
+            out.push(change(mode, &PlannedKind::Add, luid.to_string(), || data));
         }
         if !out.is_empty() {
             return Ok((out, false));
@@ -908,9 +907,9 @@ fn changes_for(run: &mut ClassRun, mode: syncml::session::SyncMode, format: Wire
     use syncml::session::SyncMode as P;
     agree(run, mode);
     run.sent.reserve(run.plan.all.len().max(run.plan.changes.len()));
-    let (list, all) = match mode {
-        P::Slow | P::RefreshFromClient => (&run.plan.all, true),
-        P::TwoWay | P::OneWayFromClient => (&run.plan.changes, false),
+    let list = match mode {
+        P::Slow | P::RefreshFromClient => &run.plan.all,
+        P::TwoWay | P::OneWayFromClient => &run.plan.changes,
         P::OneWayFromServer | P::RefreshFromServer => return Vec::new(),
     };
     let mut out = Vec::with_capacity(list.len());
@@ -927,7 +926,7 @@ fn changes_for(run: &mut ClassRun, mode: syncml::session::SyncMode, format: Wire
         // answer), so a backup holds each item once.
         let canonical = run.format;
         let items = &mut run.items;
-        let mut data = || {
+        let data = || {
             let Some(ix) = p.item else { return Vec::new() };
             let bytes = std::mem::take(&mut items[ix].data);
             if format == canonical {
@@ -938,15 +937,22 @@ fn changes_for(run: &mut ClassRun, mode: syncml::session::SyncMode, format: Wire
                 Err(_) => bytes,
             }
         };
-        out.push(match (all, &p.kind) {
-            (true, _) if mode == P::RefreshFromClient => Change::Add { luid, data: data() },
-            (true, _) => Change::Replace { luid, data: data() },
-            (false, PlannedKind::Add) => Change::Add { luid, data: data() },
-            (false, PlannedKind::Replace) => Change::Replace { luid, data: data() },
-            (false, PlannedKind::Delete) => Change::Delete { luid },
-        });
+        out.push(change(mode, &p.kind, luid, data));
     }
     out
+}
+
+/// The command that carries a planned item in `mode`: in a refresh every item is an Add, in a
+/// slow sync a Replace (the server pairs it with what it holds); otherwise as planned.
+fn change(mode: syncml::session::SyncMode, kind: &PlannedKind, luid: String, data: impl FnOnce() -> Vec<u8>) -> Change {
+    use syncml::session::SyncMode as P;
+    match (mode, kind) {
+        (P::RefreshFromClient, _) => Change::Add { luid, data: data() },
+        (P::Slow, _) => Change::Replace { luid, data: data() },
+        (_, PlannedKind::Add) => Change::Add { luid, data: data() },
+        (_, PlannedKind::Replace) => Change::Replace { luid, data: data() },
+        (_, PlannedKind::Delete) => Change::Delete { luid },
+    }
 }
 
 #[cfg(test)]
